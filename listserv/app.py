@@ -1,0 +1,219 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The one process `listserv serve` runs: intake, workers and web on one loop.
+
+This is the thin layer that wires the stages together; no stage imports
+another's runtime. Start-up order matters: migrate, seed lists from the
+configuration, then process whatever an earlier run accepted but did not
+finish, and only then open the SMTP/LMTP port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from listserv import db, lists
+from listserv.config import Settings
+from listserv.delivery import DeliveryWorker
+from listserv.inbound import InboundWriter
+from listserv.intake import IntakeHandler, KnownLists, server_factory
+from listserv.processing import process_pending
+from listserv.relays import MaildirRelay, Relay, SMTPRelay
+from listserv.templates import Templates
+
+log = logging.getLogger("listserv")
+
+
+def make_relay(settings: Settings) -> Relay:
+    d = settings.delivery
+    if d.transport == "smtp":
+        return SMTPRelay(
+            d.relay_host,
+            d.relay_port,
+            starttls=d.relay_starttls,
+            username=d.relay_username,
+            password=d.relay_password.get(),
+            connections=d.connections,
+        )
+    return MaildirRelay(d.maildir)
+
+
+def prepare_database(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:
+    """Migrate to head and seed the configured lists."""
+    db.upgrade(settings.database_url)
+    engine = db.make_engine(settings.database_url)
+    factory = db.make_sessionmaker(engine)
+    with db.session_scope(factory) as session:
+        lists.sync_from_config(session, settings)
+    return engine, factory
+
+
+def make_templates(settings: Settings) -> Templates:
+    return Templates(settings.site.var_dir / "templates")
+
+
+@dataclass
+class Service:
+    """The running parts, so tests can start and stop a real service in-process."""
+
+    settings: Settings
+    engine: Engine
+    factory: sessionmaker[Session]
+    templates: Templates
+    relay: Relay
+    web: bool = False
+    personalizer: Any = None
+    servers: list[asyncio.AbstractServer] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    writer: InboundWriter | None = None
+    inbound_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    outbox_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    smtp_port: int = 0
+    web_port: int = 0
+    background: list[Callable[[Service], Awaitable[None]]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def stored() -> None:
+            loop.call_soon_threadsafe(self.inbound_ready.set)
+
+        self.writer = InboundWriter(self.factory, on_stored=stored)
+        known = KnownLists(lambda: _list_names(self.factory))
+        handler = IntakeHandler(
+            self.writer,
+            known,
+            self.settings.site.domains,
+            self.settings.site.command_address,
+            lmtp=self.settings.smtp.lmtp,
+        )
+        # Anything a previous run accepted but did not finish goes first.
+        self.inbound_ready.set()
+        self.tasks.append(asyncio.create_task(self._processing_loop(), name="processing"))
+        self.tasks.append(asyncio.create_task(self._delivery_loop(), name="delivery"))
+        for job in self.background:
+            self.tasks.append(asyncio.create_task(job(self), name=getattr(job, "__name__", "job")))
+        server = await loop.create_server(
+            server_factory(handler, self.settings.smtp.max_message_size, self.settings.site.domain),
+            host=self.settings.smtp.host,
+            port=self.settings.smtp.port,
+            reuse_address=True,
+        )
+        self.servers.append(server)
+        self.smtp_port = server.sockets[0].getsockname()[1]
+        if self.web:
+            await self._start_web()
+        log.info(
+            "listening for %s on %s:%d",
+            "LMTP" if self.settings.smtp.lmtp else "SMTP",
+            self.settings.smtp.host,
+            self.smtp_port,
+        )
+
+    async def _start_web(self) -> None:
+        from listserv.web.server import start_web
+
+        task, port = await start_web(self)
+        self.tasks.append(task)
+        self.web_port = port
+
+    async def _processing_loop(self) -> None:
+        while not self.stopping.is_set():
+            await _wait(self.inbound_ready, 2.0)
+            self.inbound_ready.clear()
+            while True:
+                n = await asyncio.to_thread(
+                    process_pending, self.factory, self.settings, self.templates
+                )
+                if n:
+                    self.outbox_ready.set()
+                if n < 100:
+                    break
+
+    async def _delivery_loop(self) -> None:
+        worker = DeliveryWorker(
+            self.factory,
+            self.relay,
+            claim_size=self.settings.delivery.batch_size * self.settings.delivery.connections,
+            batch_size=self.settings.delivery.batch_size,
+            concurrency=self.settings.delivery.connections,
+            **({"personalize": self.personalizer} if self.personalizer else {}),
+        )
+        while not self.stopping.is_set():
+            try:
+                handled = await worker.run_once()
+            except Exception:
+                log.exception("delivery round failed; retrying shortly")
+                handled = 0
+            if handled == 0:
+                await _wait(self.outbox_ready, 1.0)
+                self.outbox_ready.clear()
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        self.inbound_ready.set()
+        self.outbox_ready.set()
+        for server in self.servers:
+            server.close()
+            await server.wait_closed()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.writer is not None:
+            await asyncio.to_thread(self.writer.close)
+        await self.relay.close()
+        self.engine.dispose()
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
+
+
+def _list_names(factory: sessionmaker[Session]) -> set[str]:
+    with factory() as session:
+        return lists.list_names(session)
+
+
+def build_service(settings: Settings, *, web: bool = False) -> Service:
+    engine, factory = prepare_database(settings)
+    return Service(
+        settings=settings,
+        engine=engine,
+        factory=factory,
+        templates=make_templates(settings),
+        relay=make_relay(settings),
+        web=web,
+        background=_background_jobs(),
+    )
+
+
+def _background_jobs() -> list[Callable[[Service], Awaitable[None]]]:
+    """Periodic tasks of later stages (bounce scoring, expiries), in one visible place."""
+    from listserv.periodic import PERIODIC_JOBS
+
+    return list(PERIODIC_JOBS)
+
+
+async def serve(settings: Settings, *, web: bool = True) -> None:
+    service = build_service(settings, web=web)
+    await service.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping")
+    await service.stop()

@@ -1,0 +1,67 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The audit log: one row per change or refusal, never deleted by the service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from listserv.models import AuditEvent, utcnow
+
+
+def record(
+    session: Session,
+    action: str,
+    *,
+    channel: str,
+    list_name: str = "",
+    actor: str = "",
+    target: str = "",
+    source: str = "",
+    outcome: str = "ok",
+    auth: str = "",
+    detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditEvent:
+    event = AuditEvent(
+        at=at or utcnow(),
+        action=action,
+        channel=channel,
+        list_name=list_name,
+        actor=actor[:320],
+        target=target[:998],
+        source=source[:998],
+        outcome=outcome,
+        auth=auth,
+        detail=detail or {},
+    )
+    session.add(event)
+    return event
+
+
+def query(
+    session: Session,
+    *,
+    list_name: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 1000,
+) -> Sequence[AuditEvent]:
+    stmt = select(AuditEvent).order_by(AuditEvent.at, AuditEvent.id)
+    if list_name:
+        stmt = stmt.where(AuditEvent.list_name == list_name.lower())
+    if actor:
+        stmt = stmt.where(AuditEvent.actor == actor.lower())
+    if action:
+        stmt = stmt.where(AuditEvent.action == action)
+    if since:
+        stmt = stmt.where(AuditEvent.at >= since)
+    if until:
+        stmt = stmt.where(AuditEvent.at < until)
+    return session.scalars(stmt.limit(limit)).all()

@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The `listserv` command: serve, and everything owners do on the host.
+
+Each group lives in its own module and is added to the app here, in one
+visible place. Every listing takes `--json` (an array of objects). Bad input
+exits non-zero with one line on stderr; a bad configuration exits 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from listserv.cli import db_cmds, inbound_cmds, lists_cmds, members_cmds, requests_cmds, serve_cmd
+from listserv.cli.common import CLIError, fail
+from listserv.config import ConfigError
+
+app = typer.Typer(
+    name="listserv",
+    help="Mailing lists for government communities of practice.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(serve_cmd.serve)
+app.command("check-config")(serve_cmd.check_config)
+app.add_typer(db_cmds.app, name="db")
+app.add_typer(lists_cmds.app, name="lists")
+app.add_typer(members_cmds.app, name="members")
+app.add_typer(requests_cmds.app, name="requests")
+app.add_typer(inbound_cmds.app, name="inbound")
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        fail(f"config error: {exc}", code=2)
+    except CLIError as exc:
+        fail(str(exc), code=exc.code)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,162 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Mail to the command addresses: what the message asks, and the one reply.
+
+Input is a parsed message for `-request`, `-join`, `-leave`, `-confirm+TOKEN`
+or the site address; output is the outcomes, a results reply when one is
+owed, and audit rows. The `-request` address reads the Subject first (the
+list's join/leave phrases, a confirmation code, a command word), else the
+body's leading command lines. The dedicated addresses act whatever the
+Subject says. The site address takes LISTSERV-style body commands.
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+from listserv import notices, subscriptions
+from listserv.addresses import Destination, Recipient
+from listserv.commands import CommandRequest, Invocation, find_commands, lookup, parse_line, run
+from listserv.commands.membership import identity_from_lines
+from listserv.context import Context
+from listserv.message import (
+    from_addresses,
+    header_text,
+    normalise_phrase,
+    normalised_subject,
+    text_body_lines,
+)
+from listserv.models import MailingList
+from listserv.outcomes import Outcome
+from listserv.subscriptions import Requester
+from listserv.tokens import find_token
+
+
+def _phrase_in(subject: str, phrases: list[str]) -> bool:
+    for phrase in phrases:
+        folded = normalise_phrase(phrase)
+        if folded and (subject == folded or folded in subject):
+            return True
+    return False
+
+
+def _subject_invocations(request: CommandRequest, subject: str) -> list[Invocation]:
+    """Commands the Subject carries, per the -request rules."""
+    mlist = request.mlist
+    if mlist is not None and _phrase_in(subject, list(mlist.leave_phrases or [])):
+        return [Invocation(_must("unsubscribe"), [], subject)]
+    if mlist is not None and _phrase_in(subject, list(mlist.join_phrases or [])):
+        return [Invocation(_must("subscribe"), [], subject)]
+    token = find_token(subject)
+    if token is not None and ("confirm" in subject or subject.strip() == token):
+        return [Invocation(_must("confirm"), [token], subject)]
+    invocation = parse_line(subject)
+    return [invocation] if invocation is not None else []
+
+
+def _must(name: str):  # type: ignore[no-untyped-def]
+    command = lookup(name)
+    assert command is not None
+    return command
+
+
+def handle(
+    ctx: Context,
+    msg: EmailMessage,
+    recipient: Recipient,
+    mlist: MailingList | None,
+    sender: str,
+) -> list[tuple[str, Outcome]]:
+    """Run what the message asks and send the reply it is owed."""
+    from_header = from_header_text(msg) or sender
+    body = text_body_lines(msg, limit=60)
+    request = CommandRequest(
+        ctx=ctx,
+        mlist=mlist,
+        sender=sender,
+        from_header=from_header,
+        message=msg,
+        body_lines=body,
+        site=recipient.destination == Destination.SITE,
+        message_id=header_text(msg, "Message-ID"),
+    )
+    results: list[tuple[str, Outcome]]
+    destination = recipient.destination
+    if destination == Destination.CONFIRM:
+        outcome = subscriptions.confirm(ctx, recipient.extension, sender)
+        results = [(f"confirm {recipient.extension}", outcome)]
+    elif destination == Destination.JOIN and mlist is not None:
+        name, title = identity_from_lines(body, _display_name(from_header))
+        outcome = subscriptions.request_subscribe(
+            ctx, mlist, Requester(from_header=from_header, name=name, title=title)
+        )
+        results = [("subscribe", outcome)]
+    elif destination == Destination.LEAVE and mlist is not None:
+        results = [("unsubscribe", subscriptions.request_unsubscribe(ctx, mlist, sender))]
+    elif destination == Destination.SITE:
+        invocations = find_commands(body)
+        if not invocations:
+            subject = normalised_subject(msg)
+            token = find_token(subject)
+            if token is not None:
+                invocations = [Invocation(_must("confirm"), [token], subject)]
+            elif (found := parse_line(header_text(msg, "Subject"))) is not None:
+                invocations = [found]
+        results = run(request, invocations) if invocations else []
+    else:  # -request
+        invocations = _subject_invocations(request, normalised_subject(msg))
+        if not invocations:
+            invocations = find_commands(body)
+        results = run(request, invocations) if invocations else []
+
+    if not results:
+        results = [
+            (
+                "",
+                Outcome.error(
+                    "No command was found in your message. Send HELP for the list of commands."
+                ),
+            )
+        ]
+        results.append(("help", _must("help").run(request, [])))
+    if _reply_owed(request, results):
+        notices.send_notice(
+            ctx,
+            "command_results.txt.j2",
+            sender,
+            mlist=mlist,
+            in_reply_to=request.message_id,
+            results=[
+                {"line": line, "status": outcome.status.value, "text": outcome.text}
+                for line, outcome in results
+            ],
+            original_subject=header_text(msg, "Subject"),
+        )
+    return results
+
+
+def _reply_owed(request: CommandRequest, results: list[tuple[str, Outcome]]) -> bool:
+    """The site address always answers (LISTSERV does); elsewhere only when an
+    outcome has not already mailed the person concerned."""
+    if not request.sender:
+        return False
+    return request.site or any(not outcome.notified for _, outcome in results)
+
+
+def from_header_text(msg: EmailMessage) -> str:
+    """The From addresses re-quoted from their parsed form, for the eligibility check.
+
+    Decoded RFC 2047 names may hold commas or look like addresses; quoting
+    them keeps one name per address so the check sees what the reader sees.
+    """
+    parts = []
+    for name, address in from_addresses(msg):
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        parts.append(f'"{quoted}" <{address}>' if name else f"<{address}>")
+    return ", ".join(parts)
+
+
+def _display_name(from_header: str) -> str:
+    from email.utils import getaddresses
+
+    pairs = getaddresses([from_header])
+    return pairs[0][0] if len(pairs) == 1 else ""

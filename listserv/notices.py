@@ -1,0 +1,120 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Service mail: confirmations, welcomes, refusals and replies, into the outbox.
+
+Input is a template name, a recipient and the template's variables; output is
+an outbox job whose bytes are final. Every notice says `Auto-Submitted:
+auto-replied` (RFC 3834) so well-behaved autoresponders do not answer it, and
+goes out from the list's bounces address so its own bounces come back to us.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+from listserv import outbox
+from listserv.context import Context
+from listserv.models import MailingList, OutboxJob
+
+
+def list_view(ctx: Context, mlist: MailingList) -> dict[str, Any]:
+    """What templates may say about a list."""
+    from listserv.lists import eligibility_text
+
+    base = ctx.settings.web.base_url
+    return {
+        "name": mlist.name,
+        "display_name": mlist.display_name,
+        "description": mlist.description,
+        "posting_address": mlist.posting_address,
+        "request_address": mlist.address("-request"),
+        "join_address": mlist.address("-join"),
+        "leave_address": mlist.address("-leave"),
+        "owner_address": mlist.address("-owner"),
+        "join_phrase": (mlist.join_phrases or ["subscribe"])[0],
+        "leave_phrase": (mlist.leave_phrases or ["unsubscribe"])[0],
+        "eligibility": eligibility_text(mlist),
+        "url": f"{base}/lists/{mlist.name}",
+        "site_address": ctx.settings.site.site_address,
+    }
+
+
+def _header_safe(text: str) -> str:
+    return " ".join(text.replace("\r", " ").replace("\n", " ").split())
+
+
+def compose(
+    ctx: Context,
+    template: str,
+    to: str,
+    *,
+    mlist: MailingList | None = None,
+    from_address: str | None = None,
+    reply_to: str | None = None,
+    in_reply_to: str | None = None,
+    **variables: Any,
+) -> bytes:
+    """Render a mail template into final bytes."""
+    site = ctx.settings.site
+    context: dict[str, Any] = {
+        "site": {"domain": site.domain, "address": site.site_address},
+        "base_url": ctx.settings.web.base_url,
+        "recipient": to,
+        "list": list_view(ctx, mlist) if mlist is not None else None,
+    }
+    context.update(variables)
+    text = ctx.templates.render_mail(template, **context)
+    msg = EmailMessage(policy=SMTP)
+    if from_address is None:
+        from_address = mlist.address("-request") if mlist is not None else site.site_address
+    display = f"{mlist.display_name} list" if mlist is not None else "List server"
+    local, _, domain = from_address.rpartition("@")
+    msg["From"] = Address(display_name=display, username=local, domain=domain)
+    msg["To"] = to
+    msg["Subject"] = _header_safe(text.subject)
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(domain=site.domain)
+    if reply_to:
+        msg["Reply-To"] = reply_to
+    if in_reply_to and in_reply_to.startswith("<") and "\n" not in in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+        msg["References"] = in_reply_to
+    msg["Auto-Submitted"] = "auto-replied"
+    msg["X-Auto-Response-Suppress"] = "All"
+    if mlist is not None:
+        msg["List-Id"] = f"{mlist.display_name} <{mlist.name}.{mlist.domain}>"
+        msg["X-Loop"] = mlist.posting_address
+    # Plain 7-bit text when it can be, so a person reading the Maildir sees words.
+    cte = "7bit" if text.body.isascii() else "quoted-printable"
+    msg.set_content(text.body, charset="utf-8", cte=cte)
+    return msg.as_bytes(policy=SMTP)
+
+
+def send_notice(
+    ctx: Context,
+    template: str,
+    to: str,
+    *,
+    mlist: MailingList | None = None,
+    reply_to: str | None = None,
+    in_reply_to: str | None = None,
+    **variables: Any,
+) -> OutboxJob:
+    raw = compose(
+        ctx, template, to, mlist=mlist, reply_to=reply_to, in_reply_to=in_reply_to, **variables
+    )
+    sender = mlist.address("-bounces") if mlist is not None else ctx.settings.site.site_address
+    return outbox.enqueue(
+        ctx.session,
+        mail_from=sender,
+        recipients=[to],
+        raw=raw,
+        retry_for=timedelta(hours=ctx.settings.delivery.retry_for_hours),
+        kind="service",
+        list_id=mlist.id if mlist is not None else None,
+        now=ctx.now,
+    )

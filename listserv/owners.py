@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Mail to LIST-owner@: relayed unchanged to the list's owners.
+
+The copy goes out from the list's bounces address so a dead owner address
+bounces to us, not to the person who wrote. Auto-replies are not relayed, to
+keep an owner's vacation message from looping with the sender's.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from listserv import outbox, roster
+from listserv.context import Context
+from listserv.message import auto_reply_reason
+from listserv.models import Role
+from listserv.router import Delivery
+
+
+def relay_to_owners(ctx: Context, delivery: Delivery) -> str:
+    mlist = delivery.mlist
+    if mlist is None:
+        return "ignored: no list"
+    reason = auto_reply_reason(delivery.message, delivery.envelope_from)
+    if reason is not None and reason != "Precedence: list":
+        return f"ignored: {reason}"
+    owners = [m.address for m in roster.members(ctx.session, mlist, Role.OWNER)]
+    if not owners:
+        return "ignored: the list has no owners"
+    header = f"X-Listserv-Owner-Relay: {mlist.posting_address}\r\n".encode()
+    outbox.enqueue(
+        ctx.session,
+        mail_from=mlist.address("-bounces"),
+        recipients=owners,
+        raw=header + delivery.inbound.raw,
+        retry_for=timedelta(hours=ctx.settings.delivery.retry_for_hours),
+        kind="service",
+        list_id=mlist.id,
+        now=ctx.now,
+    )
+    return f"relayed to {len(owners)} owner(s)"

@@ -283,10 +283,9 @@ def _status_blocks(part: Message) -> list[Message]:
     """
     if part.is_multipart():
         return [block for block in part.get_payload() if isinstance(block, Message)]
-    data = part.get_payload(decode=True)
-    if not isinstance(data, bytes):
+    text = _part_text(part)
+    if text is None:
         return []
-    text = data.decode("utf-8", errors="replace")
     parser = HeaderParser(policy=compat32)
     return [
         parser.parsestr(chunk.strip() + "\n")
@@ -348,11 +347,12 @@ def _from_flufl(msg: Message, lines: list[str]) -> list[BouncedRecipient]:
     so it maps to DELAYED; for its permanent set the status, when one can be found next to
     the address in the text, separates 5.x.x from a 4.x.x that was finally given up on.
     """
-    _prepare_for_flufl(msg)
     try:
+        _prepare_for_flufl(msg)
         temporary, permanent = all_failures(msg)
     except Exception:
-        # flufl logs a detector's exception and re-raises it.
+        # flufl logs a detector's exception and re-raises it; the email package itself raises
+        # ValueError reading a body whose charset parameter holds a NUL.
         return []
     found: list[tuple[bytes, bool]] = [(a, False) for a in sorted(permanent)]
     found += [(a, True) for a in sorted(temporary - permanent)]
@@ -389,9 +389,15 @@ def _trim_for_flufl(part: Message, depth: int, budget: list[int]) -> None:
     flufl's SimpleMatch runs some forty patterns over every body line, which costs seconds
     on a multi-megabyte message; the notice it is looking for always comes first.
     """
-    if depth > _MAX_DEPTH or part.get_content_type() in _DELIVERY_STATUS_TYPES:
+    if depth > _MAX_DEPTH:
         return
+    _plain_headers(part)
     payload = part.get_payload()
+    if part.get_content_type() in _DELIVERY_STATUS_TYPES:
+        for block in payload if isinstance(payload, list) else []:
+            if isinstance(block, Message):
+                _plain_headers(block)
+        return
     if isinstance(payload, str):
         if len(payload) > budget[0]:
             part.set_payload(payload[: budget[0]])
@@ -407,6 +413,17 @@ def _trim_for_flufl(part: Message, depth: int, budget: list[int]) -> None:
             _trim_for_flufl(sub, depth + 1, budget)
             kept.append(sub)
     part.set_payload(kept)
+
+
+def _plain_headers(part: Message) -> None:
+    """Make every header a str: flufl calls .lower() on headers, which for 8-bit bytes are Header."""
+    items = part.items()
+    if all(isinstance(value, str) for _, value in items):
+        return
+    for name in {name.lower() for name, _ in items}:
+        del part[name]
+    for name, value in items:
+        part[name] = value if isinstance(value, str) else _squash(str(value))
 
 
 # --- policy -------------------------------------------------------------------------------------
@@ -469,20 +486,29 @@ def _explanatory_lines(msg: Message) -> list[str]:
         ctype = part.get_content_type()
         if ctype not in ("text/plain", "text/html"):
             continue
-        data = part.get_payload(decode=True)
-        if not isinstance(data, bytes):
+        text = _part_text(part)
+        if text is None:
             continue
-        charset = part.get_content_charset() or "utf-8"
-        try:
-            text = data.decode(charset, errors="replace")
-        except LookupError:
-            text = data.decode("utf-8", errors="replace")
         if ctype == "text/html":
             text = html.unescape(re.sub(r"<br\s*/?>|</(?:p|div|tr|li)>", "\n", text, flags=re.I))
             markup.extend(re.sub(r"<[^>]*>", " ", text).splitlines())
         else:
             plain.extend(text.splitlines())
     return (plain or markup)[:_MAX_TEXT_LINES]
+
+
+def _part_text(part: Message) -> str | None:
+    """A leaf's body decoded by its charset, or as UTF-8 when that charset is unusable."""
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:
+        return None
+    if not isinstance(data, bytes):
+        return None
+    try:
+        return data.decode(part.get_content_charset() or "utf-8", errors="replace")
+    except Exception:  # unknown charset, or one whose name holds a NUL
+        return data.decode("utf-8", errors="replace")
 
 
 def _explain(lines: list[str], address: str) -> str:

@@ -130,6 +130,7 @@ _REPLY_RE = re.compile(
 _DKIM_H_RE = re.compile(r"(?:^|;)\s*h\s*=\s*([^;]*)")
 _ATOM_PHRASE_RE = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]+")
 _LIST_POST_MARK = b"\nList-Post: <mailto:"
+_ONE_CLICK = b"List-Unsubscribe-Post: List-Unsubscribe=One-Click"
 _HEADER_FACTORY = policy.default.header_factory
 
 
@@ -686,6 +687,10 @@ def _append_part(entity: _Entity, info: _Content, ctx: _Ctx) -> _Entity | None:
     return _Entity(entity.fields, entity.sep, entity.body[:at] + insert + entity.body[at:])
 
 
+def _mime_version(eol: bytes) -> _Field:
+    return _Field("mime-version", b"MIME-Version: 1.0" + eol)
+
+
 def _wrap_entity(entity: _Entity, ctx: _Ctx) -> _Entity:
     """Move the content into a new multipart/mixed, byte-identical, footer part second.
 
@@ -698,7 +703,7 @@ def _wrap_entity(entity: _Entity, ctx: _Ctx) -> _Entity:
         content[-1] += eol
     others = [f for f in entity.fields if not f.name.startswith("content-")]
     if not any(f.name == "mime-version" for f in others):
-        others.append(_Field("mime-version", b"MIME-Version: 1.0" + eol))
+        others.append(_mime_version(eol))
     boundary = ctx.boundary
     others.append(
         _Field("content-type", b'Content-Type: multipart/mixed; boundary="' + boundary + b'"' + eol)
@@ -793,17 +798,18 @@ def _munged_from(display: str, addr_spec: str, lst: ListIdentity, eol: bytes) ->
     if len(name) > _MAX_DISPLAY:
         name = name[:_MAX_DISPLAY].rstrip() + "..."
     full = f"{name} via {lst.display_name}" if lst.display_name else name
-    if full.isascii():
-        quoted = '"' + full.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        line = f"From: {quoted} <{lst.posting_address}>"
-        if len(line) > 78:
-            line = f"From: {quoted}{eol.decode()} <{lst.posting_address}>"
-        return line.encode("ascii") + eol
-    words = Header(full, "utf-8", header_name="From").encode(linesep=eol.decode())
-    line = f"From: {words} <{lst.posting_address}>"
-    if "\n" in words or len(line) > 78:
-        line = f"From: {words}{eol.decode()} <{lst.posting_address}>"
+    phrase = _encoded_phrase(full, eol)
+    line = f"From: {phrase} <{lst.posting_address}>"
+    if "\n" in phrase or len(line) > 78:
+        line = f"From: {phrase}{eol.decode()} <{lst.posting_address}>"
     return line.encode("ascii") + eol
+
+
+def _encoded_phrase(name: str, eol: bytes) -> str:
+    """A display name (already cleaned) as a quoted string, or RFC 2047 words if non-ASCII."""
+    if name.isascii():
+        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return Header(name, "utf-8", header_name="From").encode(linesep=eol.decode())
 
 
 def _has_prefix(subject: str, prefix: str) -> bool:
@@ -868,19 +874,33 @@ def _addresses_in(value: bytes) -> set[str]:
     return {addr.lower() for _, addr in pairs if addr}
 
 
-def _sender_field(label: bytes, from_field: _Field, eol: bytes) -> bytes:
-    """``Reply-To:``/``Cc:`` carrying the poster's From value as sent (folding kept)."""
-    value = from_field.folded_value(eol)
-    if not value.startswith((b" ", b"\t")):
-        value = b" " + value
-    return label + value + eol
+def _poster_value(from_field: _Field, parsed: tuple[str, str], eol: bytes) -> bytes:
+    """The poster's From value as sent (folding kept), or rebuilt if its name is unsafe.
+
+    Copying keeps the poster's own encoding (RFC 2047 or SMTPUTF8); a display name that
+    decodes to control characters (a CR/LF smuggled in an encoded word) is rebuilt clean.
+    """
+    display, addr_spec = parsed
+    text = _header_text(from_field.value)
+    if display == _clean(display) and text.strip() == _clean(text):
+        return from_field.folded_value(eol).strip()
+    name = " ".join(_clean(display).split())
+    addr = addr_spec.encode("utf-8", "replace")
+    if not name:
+        return addr
+    return _encoded_phrase(name, eol).encode("ascii") + b" <" + addr + b">"
 
 
-def _merge_cc(cc: _Field, from_field: _Field, addr_spec: str, eol: bytes) -> bytes:
+def _sender_field(label: bytes, from_field: _Field, parsed: tuple[str, str], eol: bytes) -> bytes:
+    """``Reply-To:``/``Cc:`` carrying the poster's From."""
+    return label + b" " + _poster_value(from_field, parsed, eol) + eol
+
+
+def _merge_cc(cc: _Field, from_field: _Field, parsed: tuple[str, str], eol: bytes) -> bytes:
     """The poster's Cc with the poster's From address added, unless it is already there."""
-    if addr_spec.lower() in _addresses_in(cc.value):
+    if parsed[1].lower() in _addresses_in(cc.value):
         return cc.raw
-    value = from_field.folded_value(eol).strip()
+    value = _poster_value(from_field, parsed, eol)
     return cc.raw.rstrip(b"\r\n") + b"," + eol + b" " + value + eol
 
 
@@ -924,7 +944,7 @@ def _rewrite_headers(
                 out.append(_munged_from(parsed[0], parsed[1], lst, eol))
         elif name == "cc" and munge and cc_mode and first:
             assert parsed is not None and from_field is not None
-            merged = _merge_cc(f, from_field, parsed[1], eol)
+            merged = _merge_cc(f, from_field, parsed, eol)
             if merged != f.raw:
                 touched.add(name)
             out.append(_norm_eol(merged, eol))
@@ -938,7 +958,8 @@ def _rewrite_headers(
         if target not in seen:
             touched.add(target)
             label = b"Cc:" if cc_mode else b"Reply-To:"
-            out.append(_sender_field(label, from_field, eol))
+            assert parsed is not None
+            out.append(_sender_field(label, from_field, parsed, eol))
     out.extend(_list_headers(lst, eol))
     result: list[bytes] = []
     for item in out:
@@ -970,7 +991,14 @@ def _decorate(data: bytes, lst: ListIdentity, ctx: _Ctx) -> bytes:
             result = _decorate_entity(entity, ctx, 0)
         except Exception:
             result = None
-        entity = result if result is not None else _wrap_entity(entity, ctx)
+        if result is None:
+            entity = _wrap_entity(entity, ctx)
+        elif result.fields is not entity.fields and not any(
+            f.name == "mime-version" for f in result.fields
+        ):  # we added or changed Content-* fields: make them count
+            entity = result._replace(fields=[*result.fields, _mime_version(ctx.eol)])
+        else:
+            entity = result
     headers = _rewrite_headers(entity.fields, lst, ctx, body_changed)
     return b"".join(headers) + ctx.eol + entity.body
 
@@ -1003,11 +1031,11 @@ def _wrap_message(data: bytes, lst: ListIdentity, ctx: _Ctx, parse: bool = True)
         if cc_mode:
             ccs = [f for f in fields if f.name == "cc"]
             if ccs:
-                copied["cc"][0] = _norm_eol(_merge_cc(ccs[0], from_field, parsed[1], eol), eol)
+                copied["cc"][0] = _norm_eol(_merge_cc(ccs[0], from_field, parsed, eol), eol)
             else:
-                copied["cc"].append(_sender_field(b"Cc:", from_field, eol))
+                copied["cc"].append(_sender_field(b"Cc:", from_field, parsed, eol))
         elif not reply_to:
-            reply_to.append(_sender_field(b"Reply-To:", from_field, eol))
+            reply_to.append(_sender_field(b"Reply-To:", from_field, parsed, eol))
     out += reply_to
     for group in copied.values():
         out += group
@@ -1066,20 +1094,24 @@ def _header_bytes(text: str) -> bytes:
     return data
 
 
-def personalize(
-    shared: bytes,
-    unsubscribe_url: str,
-    extra_headers: Sequence[tuple[str, str]] = (),
-    *,
-    leave_address: str | None = None,
-) -> bytes:
-    """One member's copy: List-Unsubscribe (https and mailto) and List-Unsubscribe-Post.
+class _SplicePoint(NamedTuple):
+    shared: bytes
+    head: bytes  # shared, plus a line ending if it had no header/body separator
+    cut: int  # where the header block's last line ends
+    eol: bytes
+    leave: bytes | None  # the -leave address derived from our List-Post line
 
-    A byte splice at the end of the header block of :func:`decorate_post`'s output, no
-    parsing. The mailto address is ``<name>-leave@<domain>``, derived from our List-Post
-    line unless ``leave_address`` is given. ``extra_headers`` are added after them
-    (CR/LF in them become spaces). About 1 µs for a typical post (see the tests).
-    """
+
+#: The last message personalize() looked at: fan-out calls it for one shared copy many
+#: times in a row, so its header end and leave address are found once. The reference
+#: keeps that bytes object alive, so the identity test below cannot be fooled.
+_last_splice: list[_SplicePoint] = []
+
+
+def _splice_point(shared: bytes) -> _SplicePoint:
+    cached = _last_splice[:1]
+    if cached and cached[0].shared is shared:
+        return cached[0]
     nl = shared.find(b"\n")
     if nl > 0 and shared[nl - 1] == 13:
         eol = b"\r\n"
@@ -1091,29 +1123,46 @@ def personalize(
         head = shared if not shared or shared.endswith(b"\n") else shared + eol
         cut = len(head)
     else:
-        cut = end + len(eol)
         head = shared
-    if leave_address is not None:
-        leave: bytes | None = _header_bytes(leave_address)
-    else:
-        leave = None
-        mark = shared.rfind(_LIST_POST_MARK, 0, cut)
-        if mark >= 0:
-            start = mark + len(_LIST_POST_MARK)
-            stop = shared.find(b">", start, cut)
-            local, at, domain = shared[start:stop].rpartition(b"@")
-            if at and stop > 0:
-                leave = local + b"-leave@" + domain
+        cut = end + len(eol)
+    leave = None
+    mark = shared.rfind(_LIST_POST_MARK, 0, cut)
+    if mark >= 0:
+        start = mark + len(_LIST_POST_MARK)
+        stop = shared.find(b">", start, cut)
+        local, at, domain = shared[start:stop].rpartition(b"@")
+        if at and stop > 0:
+            leave = local + b"-leave@" + domain
+    point = _SplicePoint(shared, head, cut, eol, leave)
+    _last_splice[:] = [point]
+    return point
+
+
+def personalize(
+    shared: bytes,
+    unsubscribe_url: str,
+    extra_headers: Sequence[tuple[str, str]] = (),
+    *,
+    leave_address: str | None = None,
+) -> bytes:
+    """One member's copy: List-Unsubscribe (https and mailto) and List-Unsubscribe-Post.
+
+    A byte splice at the end of the header block of :func:`decorate_post`'s output, no
+    parsing: the header block ends at the first empty line. The mailto address is
+    ``<name>-leave@<domain>``, derived from our List-Post line unless ``leave_address``
+    is given. ``extra_headers`` follow (CR/LF in them become spaces). A few
+    microseconds per call, mostly the final copy of the message.
+    """
+    point = _splice_point(shared)
+    eol = point.eol
+    leave = _header_bytes(leave_address) if leave_address is not None else point.leave
     value = b"<" + _header_bytes(unsubscribe_url) + b">"
     if leave is not None:
         fold = eol + b" " if len(value) > 40 else b" "
         value += b"," + fold + b"<mailto:" + leave + b">"
-    added = [
-        b"List-Unsubscribe: " + value + eol,
-        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" + eol,
-    ]
+    added = b"List-Unsubscribe: " + value + eol + _ONE_CLICK + eol
     for name, text in extra_headers:
         clean_name = bytes(c for c in name.encode("ascii", "ignore") if 32 < c < 127 and c != 58)
-        added.append(clean_name + b": " + _header_bytes(text) + eol)
-    view = memoryview(head)
-    return b"".join((view[:cut], *added, view[cut:]))
+        added += clean_name + b": " + _header_bytes(text) + eol
+    head, cut = point.head, point.cut
+    return b"".join((head[:cut], added, head[cut:]))

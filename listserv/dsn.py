@@ -405,7 +405,7 @@ def _trim_for_flufl(part: Message, depth: int, budget: list[int]) -> None:
         return
     if not isinstance(payload, list):
         return
-    kept: list[Message] = []
+    kept: list[Message | str] = []
     for sub in payload[:_MAX_FLUFL_PARTS]:
         if budget[0] <= 0:
             break

@@ -110,3 +110,41 @@ def sync_from_config(session: Session, settings: Settings) -> list[str]:
                     )
         touched.append(lst.name)
     return touched
+
+
+def change_list(
+    session: Session,
+    mlist: MailingList,
+    changes: dict[str, object],
+    *,
+    actor: str,
+    channel: str,
+    auth: str = "",
+    source: str = "",
+) -> dict[str, object]:
+    """Change list settings (HOLD/FREE, legal hold, `lists set`), audited before/after."""
+    from listserv import audit
+
+    before: dict[str, object] = {}
+    after: dict[str, object] = {}
+    for key, value in changes.items():
+        if not hasattr(mlist, key) or key in ("id", "name", "created_at"):
+            raise ValueError(f"{key} is not a list setting")
+        current = getattr(mlist, key)
+        if current != value:
+            before[key] = current
+            after[key] = value
+            setattr(mlist, key, value)
+    if after:
+        audit.record(
+            session,
+            "list-change",
+            channel=channel,
+            list_name=mlist.name,
+            actor=actor,
+            target=mlist.name,
+            source=source,
+            auth=auth,
+            detail={"before": before, "after": after},
+        )
+    return before

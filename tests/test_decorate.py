@@ -142,7 +142,7 @@ def test_plain_7bit_non_ascii_footer_relabels_8bit_and_utf8() -> None:
     head, body = head_body(out)
     assert body.startswith(head_body(PLAIN)[1])  # poster bytes untouched
     assert header_lines(out, "Content-Transfer-Encoding") == [b"8bit"]
-    assert header_lines(out, "MIME-Version") == []  # not required by us; see below
+    assert header_lines(out, "MIME-Version") == [b"1.0"]
     message = parse(out)
     assert message.get_content_charset() == "utf-8"
     assert content_of(message).endswith("\n\nSujet à la FOIA — merci\n")
@@ -425,11 +425,9 @@ def test_signed_wrapped_byte_identical() -> None:
     assert inner == content_type + b"\r\n" + head_body(raw)[1]
     # "verify": the signed part extracted from the output still matches the signature
     signed_out = raw_parts(head_body(inner)[1], b"SIG")[0]
-    assert signed_out == signed_part.removesuffix(b"\r\n") or signed_out + b"\r\n" == signed_part
+    assert signed_out == signed_part
     signature = raw_parts(head_body(inner)[1], b"SIG")[1]
-    expected_digest = hashlib.sha256(signed_part).hexdigest().encode()
-    assert expected_digest in signature
-    assert hashlib.sha256(signed_out + b"\r\n").hexdigest().encode() == expected_digest
+    assert hashlib.sha256(signed_out).hexdigest().encode() in signature
 
 
 def test_encrypted_wrapped_byte_identical() -> None:
@@ -650,8 +648,12 @@ def test_from_munged(from_value: bytes, display: str | None) -> None:
     assert "\n" not in address.display_name and "\r" not in address.display_name
     if display is not None:
         assert address.display_name == display
-    assert header_lines(out, "Reply-To") == [from_value]
-    assert message["Reply-To"].addresses[0].addr_spec.endswith("@agency.gov")
+    reply_to = message["Reply-To"].addresses  # parses without CR/LF errors
+    if b"=0D=0A" in from_value:
+        assert all("\n" not in a.display_name for a in reply_to)
+    else:  # the poster's value is copied as sent
+        assert header_lines(out, "Reply-To") == [from_value]
+        assert reply_to[0].addr_spec.endswith("@agency.gov")
 
 
 def test_from_smtputf8_address() -> None:

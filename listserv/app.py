@@ -70,6 +70,8 @@ class Service:
     templates: Templates
     relay: Relay
     web: bool = False
+    #: False runs intake (and web) only: another process does the work.
+    workers: bool = True
     personalizer: Any = None
     servers: list[asyncio.AbstractServer] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -96,12 +98,14 @@ class Service:
             self.settings.site.command_address,
             lmtp=self.settings.smtp.lmtp,
         )
-        # Anything a previous run accepted but did not finish goes first.
-        self.inbound_ready.set()
-        self.tasks.append(asyncio.create_task(self._processing_loop(), name="processing"))
-        self.tasks.append(asyncio.create_task(self._delivery_loop(), name="delivery"))
-        for job in self.background:
-            self.tasks.append(asyncio.create_task(job(self), name=getattr(job, "__name__", "job")))
+        if self.workers:
+            # Anything a previous run accepted but did not finish goes first.
+            self.inbound_ready.set()
+            self.tasks.append(asyncio.create_task(self._processing_loop(), name="processing"))
+            self.tasks.append(asyncio.create_task(self._delivery_loop(), name="delivery"))
+            for job in self.background:
+                name = getattr(job, "__name__", "job")
+                self.tasks.append(asyncio.create_task(job(self), name=name))
         server = await loop.create_server(
             server_factory(handler, self.settings.smtp.max_message_size, self.settings.site.domain),
             host=self.settings.smtp.host,
@@ -186,9 +190,10 @@ def _list_names(factory: sessionmaker[Session]) -> set[str]:
         return lists.list_names(session)
 
 
-def build_service(settings: Settings, *, web: bool = False) -> Service:
+def build_service(settings: Settings, *, web: bool = False, workers: bool = True) -> Service:
     engine, factory = prepare_database(settings)
     return Service(
+        workers=workers,
         settings=settings,
         engine=engine,
         factory=factory,
@@ -206,8 +211,8 @@ def _background_jobs() -> list[Callable[[Service], Awaitable[None]]]:
     return list(PERIODIC_JOBS)
 
 
-async def serve(settings: Settings, *, web: bool = True) -> None:
-    service = build_service(settings, web=web)
+async def serve(settings: Settings, *, web: bool = True, workers: bool = True) -> None:
+    service = build_service(settings, web=web, workers=workers)
     await service.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

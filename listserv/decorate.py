@@ -128,7 +128,7 @@ _REPLY_RE = re.compile(
     r"(?:re|fwd?|aw|sv|vs|wg|antw|ref|rif|tr)\s*(?:\[\d+\]|\(\d+\))?\s*:", re.IGNORECASE
 )
 _DKIM_H_RE = re.compile(r"(?:^|;)\s*h\s*=\s*([^;]*)")
-_ATOM_PHRASE_RE = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]+")
+_ATOM_PHRASE_RE = re.compile(r"[A-Za-z0-9!#$%&'*+\-/^_`{|}~ ]+")  # no '=?': not RFC 2047
 _LIST_POST_MARK = b"\nList-Post: <mailto:"
 _ONE_CLICK = b"List-Unsubscribe-Post: List-Unsubscribe=One-Click"
 _HEADER_FACTORY = policy.default.header_factory
@@ -310,8 +310,12 @@ def _detect_eol(data: bytes) -> bytes:
 
 
 def _norm_eol(raw: bytes, eol: bytes) -> bytes:
-    """A header field's bytes with every line ending made ``eol`` (header block only)."""
-    raw = raw.replace(b"\r\n", b"\n")
+    """A top-level header field with every line ending made ``eol``.
+
+    A lone CR becomes a space: some readers (the email package among them) take it as a
+    line break, which would end the header block early or inject a header.
+    """
+    raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b" ")
     if eol != b"\n":
         raw = raw.replace(b"\n", eol)
     return raw if raw.endswith(eol) else raw + eol
@@ -976,7 +980,7 @@ def _rewrite_headers(
 
 def _strip_unix_from(data: bytes) -> bytes:
     """Drop an mbox "From " envelope line: it is not part of the message."""
-    if data.startswith(b"From "):
+    if data.startswith(b"From ") and _FIELD_RE.match(data) is None:
         nl = data.find(b"\n")
         return b"" if nl < 0 else data[nl + 1 :]
     return data
@@ -1088,15 +1092,14 @@ def decorate_post(original: bytes, lst: ListIdentity, footer_text: str, footer_h
 
 
 def _header_bytes(text: str) -> bytes:
-    data = text.encode("utf-8", "replace")
-    if b"\r" in data or b"\n" in data:
-        data = data.replace(b"\r", b" ").replace(b"\n", b" ")
-    return data
+    if "\r" in text or "\n" in text:
+        text = text.replace("\r", " ").replace("\n", " ")
+    return text.encode("utf-8", "replace")
 
 
 class _SplicePoint(NamedTuple):
     shared: bytes
-    head: bytes  # shared, plus a line ending if it had no header/body separator
+    head: memoryview  # shared (plus a line ending if it had no header/body separator)
     cut: int  # where the header block's last line ends
     eol: bytes
     leave: bytes | None  # the -leave address derived from our List-Post line
@@ -1109,9 +1112,9 @@ _last_splice: list[_SplicePoint] = []
 
 
 def _splice_point(shared: bytes) -> _SplicePoint:
-    cached = _last_splice[:1]
-    if cached and cached[0].shared is shared:
-        return cached[0]
+    for cached in _last_splice:
+        if cached.shared is shared:
+            return cached
     nl = shared.find(b"\n")
     if nl > 0 and shared[nl - 1] == 13:
         eol = b"\r\n"
@@ -1133,7 +1136,7 @@ def _splice_point(shared: bytes) -> _SplicePoint:
         local, at, domain = shared[start:stop].rpartition(b"@")
         if at and stop > 0:
             leave = local + b"-leave@" + domain
-    point = _SplicePoint(shared, head, cut, eol, leave)
+    point = _SplicePoint(shared, memoryview(head), cut, eol, leave)
     _last_splice[:] = [point]
     return point
 
@@ -1158,7 +1161,8 @@ def personalize(
     leave = _header_bytes(leave_address) if leave_address is not None else point.leave
     value = b"<" + _header_bytes(unsubscribe_url) + b">"
     if leave is not None:
-        fold = eol + b" " if len(value) > 40 else b" "
+        # "List-Unsubscribe: " + value + ", <mailto:" + leave + ">" within 78 columns?
+        fold = b" " if len(value) + len(leave) < 50 else eol + b" "
         value += b"," + fold + b"<mailto:" + leave + b">"
     added = b"List-Unsubscribe: " + value + eol + _ONE_CLICK + eol
     for name, text in extra_headers:

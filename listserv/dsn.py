@@ -324,6 +324,7 @@ def _address_from_field(value: str) -> str | None:
 
 
 def _kind_from_action(action: str, status: str | None, diagnostic: str) -> BounceKind | None:
+    """Action says whether it failed; only the status says whether it failed for good."""
     if action.startswith("delayed"):
         return BounceKind.DELAYED
     # "error" is opensmtpd's non-standard spelling of "failed".

@@ -19,8 +19,8 @@ class Status(enum.StrEnum):
 class Outcome:
     status: Status
     text: str
-    #: True when this outcome already sent its own mail to the person concerned,
-    #: so a results reply would only repeat it.
+    #: True when no results reply is owed: this outcome already mailed the person
+    #: concerned, or must not mail them again (a rate limit was reached).
     notified: bool = False
 
     @classmethod

@@ -198,8 +198,10 @@ def request_subscribe(ctx: Context, mlist: MailingList, requester: Requester) ->
             source=ctx.source,
             outcome="rate-limited",
         )
+        # notified=True: nothing more may be mailed to this address today, not even a reply.
         return Outcome.refused(
-            f"Too many confirmation requests for {address} today; please try again tomorrow."
+            f"Too many confirmation requests for {address} today; please try again tomorrow.",
+            notified=True,
         )
 
     payload: dict[str, object] = {
@@ -248,7 +250,8 @@ def request_unsubscribe(ctx: Context, mlist: MailingList, address: str) -> Outco
         return Outcome.refused(f"{address} is not a member of {mlist.display_name}.")
     if not _confirmation_budget(ctx, member.address):
         return Outcome.refused(
-            f"Too many confirmation requests for {address} today; please try again tomorrow."
+            f"Too many confirmation requests for {address} today; please try again tomorrow.",
+            notified=True,
         )
     request, token = _new_request(
         ctx, mlist, RequestKind.UNSUBSCRIBE, member.address, {"channel": ctx.channel}
@@ -284,7 +287,9 @@ def request_option(ctx: Context, mlist: MailingList, address: str, option: str) 
     if member is None:
         return Outcome.refused(f"{address} is not a member of {mlist.display_name}.")
     if not _confirmation_budget(ctx, member.address):
-        return Outcome.refused(f"Too many confirmation requests for {address} today.")
+        return Outcome.refused(
+            f"Too many confirmation requests for {address} today.", notified=True
+        )
     _, token = _new_request(ctx, mlist, RequestKind.SET_OPTION, member.address, {"option": option})
     notices.send_notice(
         ctx,

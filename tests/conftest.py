@@ -190,16 +190,11 @@ async def send(
     assert mail_from is not None and rcpt_to is not None
     if isinstance(rcpt_to, str):
         rcpt_to = [rcpt_to]
-    refused, _ = await aiosmtplib.send(
-        raw,
-        sender=mail_from,
-        recipients=rcpt_to,
-        hostname="127.0.0.1",
-        port=service.smtp_port,
-        start_tls=False,
-        use_tls=False,
-        timeout=30,
+    client = aiosmtplib.SMTP(
+        hostname="127.0.0.1", port=service.smtp_port, start_tls=False, use_tls=False, timeout=30
     )
+    async with client:
+        refused, _ = await client.sendmail(mail_from, rcpt_to, raw)  # "" is the null path <>
     return dict(refused)
 
 

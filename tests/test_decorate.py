@@ -139,7 +139,7 @@ def test_crlf_input_gives_crlf_output() -> None:
 
 def test_plain_7bit_non_ascii_footer_relabels_8bit_and_utf8() -> None:
     out = decorate(PLAIN, footer="Sujet à la FOIA — merci")
-    head, body = head_body(out)
+    body = head_body(out)[1]
     assert body.startswith(head_body(PLAIN)[1])  # poster bytes untouched
     assert header_lines(out, "Content-Transfer-Encoding") == [b"8bit"]
     assert header_lines(out, "MIME-Version") == [b"1.0"]
@@ -268,8 +268,9 @@ def test_alternative_both_halves() -> None:
 
 def test_alternative_with_related_html_and_image() -> None:
     image = base64.encodebytes(bytes(range(256)))
-    raw = msg(
-        """
+    raw = (
+        msg(
+            """
         From: jane@agency.gov
         Subject: alt+related
         MIME-Version: 1.0
@@ -292,7 +293,10 @@ def test_alternative_with_related_html_and_image() -> None:
         Content-Transfer-Encoding: base64
 
         """
-    ) + image + b"--R--\n--A--\n"
+        )
+        + image
+        + b"--R--\n--A--\n"
+    )
     out = decorate(raw)
     leaves = text_leaves(parse(out))
     assert len(leaves) == 2 and all(content_of(p).count(MARK) == 1 for p in leaves)
@@ -341,7 +345,7 @@ def test_mixed_pdf_untouched_footer_part_last() -> None:
     assert out_parts[:2] == in_parts  # raw bytes of both poster parts identical
     assert len(out_parts) == 3
     # the folded Content-Type of the poster is kept as sent
-    assert b"Content-Type: multipart/mixed;\n boundary=\"MIX\"\n" in out
+    assert b'Content-Type: multipart/mixed;\n boundary="MIX"\n' in out
 
 
 def test_related_is_wrapped_whole() -> None:
@@ -373,9 +377,8 @@ def test_related_is_wrapped_whole() -> None:
     assert content_of(footer) == FOOTER + "\n"
     boundary = message.get_boundary().encode()
     inner = raw_parts(head_body(out)[1], boundary)[0]
-    original_head, original_body = head_body(raw)
     content_type = b'Content-Type: multipart/related; boundary="REL"; type="text/html"\n'
-    assert inner == content_type + b"\n" + original_body
+    assert inner == content_type + b"\n" + head_body(raw)[1]
 
 
 def signed_message(protocol: str) -> tuple[bytes, bytes]:
@@ -460,15 +463,18 @@ def test_encrypted_wrapped_byte_identical() -> None:
 
 
 def test_single_part_pdf_wrapped() -> None:
-    raw = msg(
-        """
+    raw = (
+        msg(
+            """
         From: jane@agency.gov
         Subject: pdf
         Content-Type: application/pdf
         Content-Transfer-Encoding: base64
 
         """
-    ) + PDF_B64
+        )
+        + PDF_B64
+    )
     message = parse(decorate(raw))
     first, footer = message.iter_parts()
     assert first.get_content() == PDF
@@ -530,18 +536,15 @@ def test_utf8_8bit_body() -> None:
 
 def test_shift_jis_kept() -> None:
     text = "こんにちは、皆さん。\n"
-    raw = (
-        msg(
-            """
+    raw = msg(
+        """
         From: jane@agency.gov
         Subject: sjis
         Content-Type: text/plain; charset=Shift_JIS
         Content-Transfer-Encoding: 8bit
 
         """
-        )
-        + text.encode("shift_jis")
-    )
+    ) + text.encode("shift_jis")
     footer = "このメールは情報公開の対象です。"
     out = decorate(raw, footer=footer)
     assert head_body(out)[1] == (text + "\n" + footer + "\n").encode("shift_jis")
@@ -551,21 +554,26 @@ def test_shift_jis_kept() -> None:
 
 
 def test_wrong_declared_charset_wraps_untouched() -> None:
-    raw = msg(
-        """
+    raw = (
+        msg(
+            """
         From: jane@agency.gov
         Subject: wrong
         Content-Type: text/plain; charset=utf-8
 
         Caf\xe9 cr\xe8me
         """
-    ).replace("é".encode(), b"\xe9").replace("è".encode(), b"\xe8")
+        )
+        .replace("é".encode(), b"\xe9")
+        .replace("è".encode(), b"\xe8")
+    )
     out = decorate(raw)
     message = parse(out)
     assert message.get_content_type() == "multipart/mixed"
     boundary = message.get_boundary().encode()
     first, footer = raw_parts(head_body(out)[1], boundary)
     assert first == b"Content-Type: text/plain; charset=utf-8\n\n" + head_body(raw)[1]
+    assert footer.startswith(b'Content-Type: text/plain; charset="us-ascii"\n')
     assert content_of(list(message.iter_parts())[1]).count(MARK) == 1
 
 
@@ -740,7 +748,9 @@ def test_dkim_removed_arc_kept() -> None:
     )
     out = decorate(raw)
     assert header_lines(out, "DKIM-Signature") == []
-    assert header_lines(out, "ARC-Seal") == [b"i=1; a=rsa-sha256; d=relay.gov; s=arc; cv=none; b=abc"]
+    assert header_lines(out, "ARC-Seal") == [
+        b"i=1; a=rsa-sha256; d=relay.gov; s=arc; cv=none; b=abc"
+    ]
 
 
 def test_dkim_kept_only_if_nothing_it_signs_changed() -> None:
@@ -802,8 +812,8 @@ def test_personalize_inserts_headers_once() -> None:
     message = parse(out)
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message.get_content_type() == "multipart/mixed"
-    # timing (not a test): ~1 µs per call for this message on a laptop, e.g.
-    # timeit.timeit(lambda: personalize(shared, url), number=100_000) -> ~0.1 s
+    # Timing, not a test: personalize(shared, url) measured ~1.5 µs per call for this
+    # 2.5 kB message and ~8 µs for a 200 kB one (mostly the final copy) on the dev box.
 
 
 def test_personalize_crlf_and_long_url() -> None:
@@ -812,6 +822,7 @@ def test_personalize_crlf_and_long_url() -> None:
     out = personalize(shared, url, leave_address="other-leave@lists.example.gov")
     head, body = head_body(out)
     assert body == head_body(shared)[1]
+    assert all(len(line) <= 998 for line in head.split(b"\r\n"))
     assert b"\n" not in out.replace(b"\r\n", b"")
     assert header_lines(out, "List-Unsubscribe") == [
         b"<" + url.encode() + b">, <mailto:other-leave@lists.example.gov>"

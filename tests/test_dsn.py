@@ -61,13 +61,28 @@ def test_postfix_delay_notice_is_delayed_not_a_failure() -> None:
     assert report.permanent() == ()
 
 
-def test_sendmail_prefers_original_recipient_and_lowercases_only_the_domain() -> None:
+def test_sendmail_user_unknown_lowercases_only_the_domain() -> None:
     recipient = only(parse_bounce(load("sendmail_user_unknown.eml")))
-    # Original-Recipient is the address the list sent to; X-Actual-Recipient is an alias target.
+    # Not X-Actual-Recipient (jsmith@mailhost.agency.gov): that is the alias target.
     assert recipient.address == "J.Smith@agency.gov"
     assert recipient.kind is BounceKind.PERMANENT
     assert recipient.status == "5.1.1"
     assert "User unknown" in recipient.diagnostic
+
+
+def test_original_recipient_wins_over_alias_expanded_final_recipient() -> None:
+    raw = load("postfix_user_unknown.eml").replace(
+        b"Final-Recipient: rfc822; jdoe@agency.gov",
+        b"Final-Recipient: rfc822; john.doe@MAIL.agency.gov",
+    )
+    recipient = only(parse_bounce(raw))
+    assert (recipient.address, recipient.kind, recipient.status) == (
+        "jdoe@agency.gov",
+        BounceKind.PERMANENT,
+        "5.1.1",
+    )
+    no_original = raw.replace(b"Original-Recipient: rfc822;jdoe@agency.gov\n", b"")
+    assert only(parse_bounce(no_original)).address == "john.doe@mail.agency.gov"
 
 
 def test_office365_ndr_with_html_part() -> None:
@@ -240,6 +255,30 @@ def test_bounce_quoted_inside_returned_message_is_not_read() -> None:
     report = parse_bounce(raw)
     assert not report.recognised
     assert report.recipients == ()
+
+
+def test_non_dsn_delay_warning_is_delayed() -> None:
+    # flufl reports warnings as "temporary"; they are delay notices, not failures.
+    raw = (
+        b"From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\n"
+        b"To: sm-cop-bounces+jdoe=agency.gov@lists.example.gov\n"
+        b"Subject: Delivery Status Notification (Delay)\n\n"
+        b"This is an automatically generated Delivery Status Notification\n\n"
+        b"THIS IS A WARNING MESSAGE ONLY.\n\nYOU DO NOT NEED TO RESEND YOUR MESSAGE.\n\n"
+        b"Delivery to the following recipient has been delayed:\n\n"
+        b"     jdoe@agency.gov\n\n"
+        b"Message will be retried for 2 more day(s)\n\n"
+        b"Technical details of temporary failure:\n"
+        b"The recipient server did not accept our requests to connect.\n"
+    )
+    report = parse_bounce(raw)
+    recipient = only(report)
+    assert (recipient.address, recipient.kind, recipient.status) == (
+        "jdoe@agency.gov",
+        BounceKind.DELAYED,
+        None,
+    )
+    assert report.permanent() == ()
 
 
 def test_flufl_failure_is_contained(monkeypatch: pytest.MonkeyPatch) -> None:

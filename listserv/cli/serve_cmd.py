@@ -18,6 +18,10 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (default from config).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default from config).")] = None,
     no_web: Annotated[bool, typer.Option("--no-web", help="Do not serve the web pages.")] = False,
+    no_workers: Annotated[
+        bool,
+        typer.Option("--no-workers", help="Intake only; processing runs in another process."),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every message.")] = False,
 ) -> None:
     """Run the list server: SMTP/LMTP intake, processing, delivery and web pages."""
@@ -46,7 +50,7 @@ def serve(
         highlight=False,
     )
     try:
-        asyncio.run(run(cfg, web=not no_web))
+        asyncio.run(run(cfg, web=not no_web, workers=not no_workers))
     except KeyboardInterrupt:
         pass
     except OSError as exc:

@@ -18,6 +18,7 @@ Recipient(list_name='sm-cop', destination=<Destination.JOIN: 'join'>, extension=
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 
@@ -50,6 +51,9 @@ SUFFIXES: dict[str, Destination] = {
 
 #: A list name may not end with these, or its addresses would be ambiguous.
 RESERVED_SUFFIXES = tuple(s for s in SUFFIXES if s)
+
+#: What a list name may look like (config.py enforces the same on creation).
+LIST_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
 #: Suffixes that take a `+extension` (VERP address, token); others refuse one.
 EXTENSION_SUFFIXES = frozenset({"-bounces", "-confirm"})
@@ -91,7 +95,7 @@ def parse_recipient(
         if suffix and not base.endswith(suffix):
             continue
         name = base[: len(base) - len(suffix)] if suffix else base
-        if not name:
+        if not LIST_NAME.fullmatch(name):
             continue
         if plus and suffix not in EXTENSION_SUFFIXES:
             return None

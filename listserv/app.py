@@ -15,6 +15,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -22,11 +23,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from listserv import db, lists
 from listserv.config import Settings
-from listserv.delivery import DeliveryWorker
+from listserv.delivery import DeliveryWorker, make_personalizer
 from listserv.inbound import InboundWriter
 from listserv.intake import IntakeHandler, KnownLists, server_factory
 from listserv.processing import process_pending
 from listserv.relays import MaildirRelay, Relay, SMTPRelay
+from listserv.signing import make_signer
 from listserv.templates import Templates
 
 log = logging.getLogger("listserv")
@@ -42,6 +44,7 @@ def make_relay(settings: Settings) -> Relay:
             username=d.relay_username,
             password=d.relay_password.get(),
             connections=d.connections,
+            helo_name=settings.site.domain,
         )
     return MaildirRelay(d.maildir)
 
@@ -73,6 +76,7 @@ class Service:
     #: False runs intake (and web) only: another process does the work.
     workers: bool = True
     personalizer: Any = None
+    signer: Any = None
     servers: list[asyncio.AbstractServer] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     writer: InboundWriter | None = None
@@ -144,23 +148,19 @@ class Service:
                     break
 
     async def _delivery_loop(self) -> None:
+        d = self.settings.delivery
         worker = DeliveryWorker(
             self.factory,
             self.relay,
-            claim_size=self.settings.delivery.batch_size * self.settings.delivery.connections,
-            batch_size=self.settings.delivery.batch_size,
-            concurrency=self.settings.delivery.connections,
+            claim_size=max(2000, d.batch_size * d.connections),
+            batch_size=d.batch_size,
+            concurrency=d.connections,
+            lease=timedelta(seconds=d.lease_seconds),
+            backoff_start=timedelta(seconds=d.retry_initial_seconds),
+            signer=self.signer,
             **({"personalize": self.personalizer} if self.personalizer else {}),
         )
-        while not self.stopping.is_set():
-            try:
-                handled = await worker.run_once()
-            except Exception:
-                log.exception("delivery round failed; retrying shortly")
-                handled = 0
-            if handled == 0:
-                await _wait(self.outbox_ready, 1.0)
-                self.outbox_ready.clear()
+        await worker.run(self.stopping, self.outbox_ready)
 
     async def stop(self) -> None:
         self.stopping.set()
@@ -199,6 +199,8 @@ def build_service(settings: Settings, *, web: bool = False, workers: bool = True
         factory=factory,
         templates=make_templates(settings),
         relay=make_relay(settings),
+        personalizer=make_personalizer(settings),
+        signer=make_signer(settings),
         web=web,
         background=_background_jobs(),
     )

@@ -90,6 +90,9 @@ class ListSettings:
     bounce_stale_after_days: int = 7
     bounce_warnings: int = 3
     bounce_warning_interval_days: int = 7
+    bounce_temporary_score: float = 0.5  # a permanent bounce scores 1
+    bounce_probe: bool = False
+    bounce_forward_unrecognised: bool = True
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,20 @@ class DeliverySettings:
     connections: int = 4
     batch_size: int = 500
     retry_for_hours: int = 120
+    retry_initial_seconds: int = 60  # first backoff after a 4xx; doubles, at most 2 hours
+    lease_seconds: int = 120  # a dead worker's recipients are taken back after this
+
+
+@dataclass(frozen=True)
+class DKIMSettings:
+    """[dkim]: sign every copy (DKIM) and seal posts (ARC) with this key."""
+
+    selector: str
+    private_key: bytes = field(repr=False)
+    private_key_file: Path
+    domain: str  # d= for mail that is not a list's (a list's copies use its domain)
+    authserv_id: str  # whose Authentication-Results the ARC seal records
+    arc: bool = True
 
 
 @dataclass(frozen=True)
@@ -155,6 +172,7 @@ class Settings:
     limits: LimitSettings
     lists: tuple[ListSettings, ...]
     source: Path | None = None
+    dkim: DKIMSettings | None = None
 
     def list_named(self, name: str) -> ListSettings | None:
         wanted = name.lower()
@@ -256,6 +274,9 @@ def _list_settings(raw: Any, index: int, domain: str) -> ListSettings:
         bounce_stale_after_days=_get(raw, "bounce_stale_after_days", where, int, 7),
         bounce_warnings=_get(raw, "bounce_warnings", where, int, 3),
         bounce_warning_interval_days=_get(raw, "bounce_warning_interval_days", where, int, 7),
+        bounce_temporary_score=_get(raw, "bounce_temporary_score", where, float, 0.5),
+        bounce_probe=_get(raw, "bounce_probe", where, bool, False),
+        bounce_forward_unrecognised=_get(raw, "bounce_forward_unrecognised", where, bool, True),
     )
     for key, addresses in (("owners", settings.owners), ("moderators", settings.moderators)):
         for address in addresses:
@@ -297,9 +318,11 @@ def settings_from_mapping(
     create_secret: bool = True,
 ) -> Settings:
     env = os.environ if environ is None else environ
-    _check_unknown(data, {"site", "smtp", "database", "delivery", "web", "limits", "lists"}, "")
+    _check_unknown(
+        data, {"site", "smtp", "database", "delivery", "web", "limits", "lists", "dkim"}, ""
+    )
     tables: dict[str, Mapping[str, Any]] = {}
-    for name in ("site", "smtp", "database", "delivery", "web", "limits"):
+    for name in ("site", "smtp", "database", "delivery", "web", "limits", "dkim"):
         value = data.get(name, {})
         if not isinstance(value, dict):
             raise ConfigError(name, "must be a table")
@@ -374,6 +397,13 @@ def settings_from_mapping(
         retry_for_hours=_positive(
             _get(del_t, "retry_for_hours", "delivery.", int, 120), "delivery.retry_for_hours"
         ),
+        retry_initial_seconds=_positive(
+            _get(del_t, "retry_initial_seconds", "delivery.", int, 60),
+            "delivery.retry_initial_seconds",
+        ),
+        lease_seconds=_positive(
+            _get(del_t, "lease_seconds", "delivery.", int, 120), "delivery.lease_seconds"
+        ),
     )
 
     web_t = tables["web"]
@@ -419,6 +449,47 @@ def settings_from_mapping(
         limits=limits,
         lists=lists,
         source=source,
+        dkim=_dkim_settings(tables["dkim"], domain, base),
+    )
+
+
+def _dkim_settings(table: Mapping[str, Any], site_domain: str, base: Path) -> DKIMSettings | None:
+    """The signing key, read and checked now so a bad key stops `serve` with one line."""
+    if not table:
+        return None
+    _check_unknown(table, {"selector", "private_key_file", "domain", "authserv_id", "arc"}, "dkim.")
+    selector = _get(table, "selector", "dkim.", str, "").strip()
+    if not selector or not all(c.isalnum() or c in "-._" for c in selector):
+        raise ConfigError("dkim.selector", "must be a DNS label such as lists2025")
+    key_text = _get(table, "private_key_file", "dkim.", str, "").strip()
+    if not key_text:
+        raise ConfigError("dkim.private_key_file", "is required when [dkim] is set")
+    key_file = _resolve(key_text, base)
+    try:
+        key = key_file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            "dkim.private_key_file", f"cannot read {key_file}: {exc.strerror}"
+        ) from None
+    from listserv.signing import SigningKeyError, check_private_key
+
+    try:
+        check_private_key(key)
+    except SigningKeyError as exc:
+        raise ConfigError("dkim.private_key_file", f"{key_file}: {exc}") from None
+    domain = _get(table, "domain", "dkim.", str, site_domain).strip().lower().rstrip(".")
+    if not domain or "." not in domain or any(c in domain for c in " @\r\n"):
+        raise ConfigError("dkim.domain", "must be a domain name such as lists.example.gov")
+    authserv_id = _get(table, "authserv_id", "dkim.", str, site_domain).strip()
+    if not authserv_id or any(c in authserv_id for c in " ;\r\n"):
+        raise ConfigError("dkim.authserv_id", "must be the authserv-id your MTA stamps")
+    return DKIMSettings(
+        selector=selector,
+        private_key=key,
+        private_key_file=key_file,
+        domain=domain,
+        authserv_id=authserv_id,
+        arc=_get(table, "arc", "dkim.", bool, True),
     )
 
 

@@ -9,6 +9,7 @@ by Alembic, so `serve` and `db upgrade` run the same migrations.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,12 +53,51 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
+        # SQLite has one writer at a time. Threads of this process queue on a
+        # Python lock (woken at once) rather than on SQLite's busy handler,
+        # which sleeps in steps of up to 100 ms; other processes (the CLI)
+        # still meet the busy timeout.
+        writer = threading.Lock()
+        holders: set[int] = set()
+
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            # IMMEDIATE takes the write lock up front, so two writers queue on
-            # the busy timeout instead of failing on lock upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # IMMEDIATE takes the write lock up front, so two writers queue
+            # instead of failing on a lock upgrade.
+            dbapi_conn = conn.connection.dbapi_connection
+            writer.acquire()
+            holders.add(id(dbapi_conn))
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                holders.discard(id(dbapi_conn))
+                writer.release()
+                raise
 
+        dialect = engine.dialect
+        plain_commit, plain_rollback = dialect.do_commit, dialect.do_rollback
+
+        def _release(conn: Any) -> None:
+            # SQLAlchemy passes the pool's proxy here; begin saw the raw connection.
+            key = id(getattr(conn, "dbapi_connection", conn))
+            if key in holders:
+                holders.discard(key)
+                writer.release()
+
+        def do_commit(dbapi_conn: Any) -> None:
+            try:
+                plain_commit(dbapi_conn)
+            finally:
+                _release(dbapi_conn)
+
+        def do_rollback(dbapi_conn: Any) -> None:
+            try:
+                plain_rollback(dbapi_conn)
+            finally:
+                _release(dbapi_conn)
+
+        dialect.do_commit = do_commit  # type: ignore[method-assign]
+        dialect.do_rollback = do_rollback  # type: ignore[method-assign]
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 

@@ -313,9 +313,14 @@ def _norm_eol(raw: bytes, eol: bytes) -> bytes:
     """A top-level header field with every line ending made ``eol``.
 
     A lone CR becomes a space: some readers (the email package among them) take it as a
-    line break, which would end the header block early or inject a header.
+    line break, which would end the header block early or inject a header. Blanks before
+    the colon (obsolete syntax that the email package does not accept as a field, and
+    would end the header block on) are dropped for the same reason.
     """
     raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b" ")
+    colon = raw.find(b":")
+    if colon > 0 and raw[colon - 1] in (32, 9):
+        raw = raw[:colon].rstrip(b" \t") + raw[colon:]
     if eol != b"\n":
         raw = raw.replace(b"\n", eol)
     return raw if raw.endswith(eol) else raw + eol

@@ -43,6 +43,9 @@ SYNCED_FIELDS = (
     "bounce_stale_after_days",
     "bounce_warnings",
     "bounce_warning_interval_days",
+    "bounce_temporary_score",
+    "bounce_probe",
+    "bounce_forward_unrecognised",
 )
 
 
@@ -76,6 +79,22 @@ def apply_settings(mlist: MailingList, settings: ListSettings) -> None:
         setattr(mlist, name, list(value) if isinstance(value, tuple) else value)
 
 
+def apply_config_changes(mlist: MailingList, settings: ListSettings) -> None:
+    """Apply the keys whose configured value changed since the last sync.
+
+    So `listserv lists set` on a configured list is not undone by the next
+    start, while an operator's edit of the file still takes effect.
+    """
+    previous = dict(mlist.config_synced or {})
+    current: dict[str, object] = {}
+    for name in SYNCED_FIELDS:
+        value = getattr(settings, name)
+        current[name] = list(value) if isinstance(value, tuple) else value
+        if name not in previous or previous[name] != current[name]:
+            setattr(mlist, name, current[name])
+    mlist.config_synced = current
+
+
 def sync_from_config(session: Session, settings: Settings) -> list[str]:
     """Create or update every configured list and its configured owners/moderators."""
     from listserv import roster
@@ -86,7 +105,7 @@ def sync_from_config(session: Session, settings: Settings) -> list[str]:
         if mlist is None:
             mlist = MailingList(name=lst.name, domain=settings.site.domain, from_config=True)
             session.add(mlist)
-        apply_settings(mlist, lst)
+        apply_config_changes(mlist, lst)
         mlist.domain = settings.site.domain
         mlist.from_config = True
         session.flush()

@@ -115,6 +115,8 @@ class RequestKind(enum.StrEnum):
     OWNER_COMMANDS = "owner-commands"
     MODERATE_POST = "moderate-post"
     MODERATE_REQUEST = "moderate-request"
+    BOUNCE_REENABLE = "bounce-reenable"  # a bouncing member turns delivery back on
+    BOUNCE_PROBE = "bounce-probe"  # the token is the probe's return path, never confirmed
 
 
 class RequestStatus(enum.StrEnum):
@@ -175,7 +177,13 @@ class MailingList(Base):
     bounce_stale_after_days: Mapped[int] = mapped_column(default=7)
     bounce_warnings: Mapped[int] = mapped_column(default=3)
     bounce_warning_interval_days: Mapped[int] = mapped_column(default=7)
+    bounce_temporary_score: Mapped[float] = mapped_column(Float, default=0.5)
+    bounce_probe: Mapped[bool] = mapped_column(default=False)
+    bounce_forward_unrecognised: Mapped[bool] = mapped_column(default=True)
     from_config: Mapped[bool] = mapped_column(default=False)
+    # The file's values at the last sync: only keys the file changes since then
+    # override what `listserv lists set` stored.
+    config_synced: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     members: Mapped[list[Member]] = relationship(back_populates="mailing_list", lazy="raise")
@@ -192,7 +200,12 @@ class Member(Base):
     """One address in one role on one list (an owner who also reads is two rows)."""
 
     __tablename__ = "members"
-    __table_args__ = (UniqueConstraint("list_id", "address_key", "role"),)
+    __table_args__ = (
+        UniqueConstraint("list_id", "address_key", "role"),
+        # Fan-out streams a list's roster in id order (keyset pages); without this
+        # SQLite picks the unique index and sorts the whole list for every page.
+        Index("ix_members_list_id_id", "list_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     list_id: Mapped[int] = mapped_column(ForeignKey("mailing_lists.id", ondelete="CASCADE"))
@@ -366,6 +379,34 @@ class OutboxRecipient(Base):
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class OutboxBatch(Base):
+    """Recipients of a bulk job that share one SMTP transaction and one delivery state.
+
+    Bulk copies are identical, so their state is written once per batch (500 recipients)
+    instead of once per recipient. A recipient the relay defers or refuses leaves its
+    batch and goes on as an `outbox_recipients` row of its own.
+    """
+
+    __tablename__ = "outbox_batches"
+    __table_args__ = (
+        Index("ix_outbox_batches_due", "state", "next_attempt_at"),
+        Index("ix_outbox_batches_job_state", "job_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("outbox_jobs.id", ondelete="CASCADE"))
+    recipients: Mapped[list[Any]] = mapped_column()  # [[member id or null, address], …]
+    recipient_count: Mapped[int] = mapped_column(default=0)
+    state: Mapped[str] = mapped_column(String(16), default=OutboxState.QUEUED)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str] = mapped_column(String(64), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    last_code: Mapped[int | None] = mapped_column(default=None)
+    last_reply: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class BounceEvent(Base):
     """A delivery failure for one address, from a DSN or the relay's reply."""
 
@@ -412,6 +453,24 @@ class RateEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(400))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UnsubscribeReceipt(Base):
+    """A one-click unsubscribe carried out (web).
+
+    The member row, and with it the nonce that verifies the link, is gone once the
+    member leaves; this row lets the same link answer "already removed" (mail
+    providers retry the POST) instead of "unknown link".
+    """
+
+    __tablename__ = "unsubscribe_receipts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("mailing_lists.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column()
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    address: Mapped[str] = mapped_column(String(320))
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -9,10 +9,9 @@ goes out from the list's bounces address so its own bounces come back to us.
 
 from __future__ import annotations
 
+import quopri
 from datetime import timedelta
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
+from email.header import Header
 from email.utils import formatdate, make_msgid
 from typing import Any
 
@@ -44,6 +43,7 @@ def list_view(ctx: Context, mlist: MailingList) -> dict[str, Any]:
 
 
 def _header_safe(text: str) -> str:
+    """One line, whatever a template or a member's name held (no header injection)."""
     return " ".join(text.replace("\r", " ").replace("\n", " ").split())
 
 
@@ -68,30 +68,57 @@ def compose(
     }
     context.update(variables)
     text = ctx.templates.render_mail(template, **context)
-    msg = EmailMessage(policy=SMTP)
     if from_address is None:
         from_address = mlist.address("-request") if mlist is not None else site.site_address
     display = f"{mlist.display_name} list" if mlist is not None else "List server"
-    local, _, domain = from_address.rpartition("@")
-    msg["From"] = Address(display_name=display, username=local, domain=domain)
-    msg["To"] = to
-    msg["Subject"] = _header_safe(text.subject)
-    msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = make_msgid(domain=site.domain)
+    headers = [
+        ("From", f"{_encode_phrase(display)} <{from_address}>"),
+        ("To", _header_safe(to)),
+        ("Subject", _encode_text(_header_safe(text.subject))),
+        ("Date", formatdate(localtime=False)),
+        ("Message-ID", make_msgid(domain=site.domain)),
+    ]
     if reply_to:
-        msg["Reply-To"] = reply_to
-    if in_reply_to and in_reply_to.startswith("<") and "\n" not in in_reply_to:
-        msg["In-Reply-To"] = in_reply_to
-        msg["References"] = in_reply_to
-    msg["Auto-Submitted"] = "auto-replied"
-    msg["X-Auto-Response-Suppress"] = "All"
+        headers.append(("Reply-To", _header_safe(reply_to)))
+    if in_reply_to and in_reply_to.startswith("<") and not any(c in in_reply_to for c in "\r\n"):
+        headers += [("In-Reply-To", in_reply_to), ("References", in_reply_to)]
+    headers += [("Auto-Submitted", "auto-replied"), ("X-Auto-Response-Suppress", "All")]
     if mlist is not None:
-        msg["List-Id"] = f"{mlist.display_name} <{mlist.name}.{mlist.domain}>"
-        msg["X-Loop"] = mlist.posting_address
-    # Plain 7-bit text when it can be, so a person reading the Maildir sees words.
-    cte = "7bit" if text.body.isascii() else "quoted-printable"
-    msg.set_content(text.body, charset="utf-8", cte=cte)
-    return msg.as_bytes(policy=SMTP)
+        headers += [
+            ("List-Id", f"{mlist.display_name} <{mlist.name}.{mlist.domain}>"),
+            ("X-Loop", mlist.posting_address),
+        ]
+    body = text.body if text.body.endswith("\n") else text.body + "\n"
+    if body.isascii() and max(map(len, body.splitlines()), default=0) <= 998:
+        # Plain 7-bit text when it can be, so a person reading the Maildir sees words.
+        encoded, cte = body.replace("\n", "\r\n").encode("ascii"), "7bit"
+    else:
+        encoded = quopri.encodestring(body.encode("utf-8")).replace(b"\n", b"\r\n")
+        cte = "quoted-printable"
+    headers += [
+        ("MIME-Version", "1.0"),
+        ("Content-Type", 'text/plain; charset="utf-8"'),
+        ("Content-Transfer-Encoding", cte),
+    ]
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    return head.encode("utf-8") + b"\r\n" + encoded
+
+
+def _encode_text(value: str) -> str:
+    """RFC 2047 for a non-ASCII unstructured header (Subject)."""
+    if value.isascii():
+        return value
+    return Header(value, "utf-8").encode(maxlinelen=76, linesep="\r\n")
+
+
+def _encode_phrase(value: str) -> str:
+    """A display name: quoted if it needs it, RFC 2047-encoded if non-ASCII."""
+    value = _header_safe(value)
+    if not value.isascii():
+        return Header(value, "utf-8").encode()
+    if any(c in value for c in '()<>[]:;@\\,."'):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return value
 
 
 def send_notice(

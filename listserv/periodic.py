@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from listserv import db, ratelimit
+from listserv import bounces, conduct, db, ratelimit, retention
 from listserv.models import PendingRequest, RequestStatus, utcnow
 
 if TYPE_CHECKING:
@@ -44,6 +44,9 @@ def prune_rate_counters(session: Session, now: datetime) -> int:
 HOUSEKEEPING: list[tuple[str, Callable[[Session, datetime], int], timedelta]] = [
     ("expire-requests", expire_requests, timedelta(minutes=10)),
     ("prune-rate-counters", prune_rate_counters, timedelta(hours=1)),
+    ("bounces", bounces.housekeeping, timedelta(minutes=15)),
+    ("lift-conduct", conduct.lift_expired, timedelta(minutes=5)),
+    ("retention", retention.apply_retention, timedelta(hours=1)),
 ]
 
 
@@ -69,6 +72,7 @@ def _loop(
 
 def _once(service: Service, job: Callable[[Session, datetime], int]) -> int:
     with db.session_scope(service.factory) as session:
+        session.info.update(settings=service.settings, templates=service.templates)
         return job(session, utcnow())
 
 

@@ -11,15 +11,14 @@ Eligibility lives in eligibility.py; this module only applies the list's rule.
 
 from __future__ import annotations
 
-import fnmatch
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
 
-from listserv import audit, notices, ratelimit, roster
+from listserv import audit, bounces, notices, ratelimit, roster
+from listserv.bans import is_banned  # re-exported: bans live in bans.py
 from listserv.context import Context
 from listserv.eligibility import (
     Eligible,
@@ -29,7 +28,6 @@ from listserv.eligibility import (
 )
 from listserv.lists import eligibility_rule
 from listserv.models import (
-    Ban,
     MailingList,
     PendingRequest,
     RequestKind,
@@ -48,25 +46,6 @@ class Requester:
     address: str = ""
     name: str = ""
     title: str = ""
-
-
-def is_banned(ctx: Context, mlist: MailingList | None, address: str) -> bool:
-    """Bans are exact addresses, shell patterns (`*@spam.example`) or `^regex`."""
-    key = roster.address_key(address)
-    clause = Ban.list_id.is_(None)
-    if mlist is not None:
-        clause = clause | (Ban.list_id == mlist.id)
-    for pattern in ctx.session.scalars(select(Ban.pattern).where(clause)):
-        pattern = pattern.strip().lower()
-        if pattern.startswith("^"):
-            try:
-                if re.match(pattern, key):
-                    return True
-            except re.error:
-                continue
-        elif fnmatch.fnmatchcase(key, pattern):
-            return True
-    return False
 
 
 def _check(mlist: MailingList, requester: Requester) -> Eligible | Ineligible:
@@ -311,13 +290,21 @@ def find_request(ctx: Context, token: str) -> PendingRequest | None:
     )
 
 
-def confirm(ctx: Context, token: str, confirmer: str = "") -> Outcome:
-    """Carry out the request a token names, once, before it expires."""
+def confirm(ctx: Context, token: str, confirmer: str = "", *, words: Sequence[str] = ()) -> Outcome:
+    """Carry out the request a token names, once, before it expires.
+
+    `words` are where a reply may say what to do (its first line, its Subject):
+    kinds in DECISIONS need one (approve, reject, discard), and a reply
+    without one leaves their token unused.
+    """
     request = find_request(ctx, token)
     if request is None:
         return Outcome.refused(
             "That confirmation code is not known. It may be mistyped; send your request again."
         )
+    decision = DECISIONS.get(request.kind)
+    if decision is not None:
+        return decision(ctx, request, confirmer, words)
     if request.status != RequestStatus.PENDING:
         return Outcome.refused("That confirmation code has already been used.")
     if request.expires_at <= ctx.now:
@@ -347,12 +334,21 @@ def _confirm_subscribe(
     if payload.get("needs_approval"):
         request.status = RequestStatus.AWAITING_APPROVAL
         owners = roster.members(ctx.session, mlist, Role.OWNER)
+        # The owners decide by replying: their own token, naming this request.
+        ask, ask_token = _new_request(
+            ctx, mlist, RequestKind.MODERATE_REQUEST, request.address, {"request_id": request.id}
+        )
+        ask.expires_at = ctx.now + APPROVAL_REPLY_EXPIRY
         for owner in owners:
             notices.send_notice(
                 ctx,
                 "approval_needed.txt.j2",
                 owner.address,
                 mlist=mlist,
+                reply_to=mlist.address(f"-confirm+{ask_token}"),
+                token=ask_token,
+                confirm_address=mlist.address(f"-confirm+{ask_token}"),
+                expiry_days=APPROVAL_REPLY_EXPIRY.days,
                 request_id=request.id,
                 address=request.address,
                 name=str(payload.get("name", "")),
@@ -468,10 +464,40 @@ def decide(
 
 
 Confirmation = Callable[[Context, MailingList, PendingRequest, str], Outcome]
+Decision = Callable[[Context, PendingRequest, str, Sequence[str]], Outcome]
+
+#: How long the reply-to-decide address in an approval notice works.
+APPROVAL_REPLY_EXPIRY = timedelta(days=14)
+
+
+def _owner_commands(
+    ctx: Context, mlist: MailingList, request: PendingRequest, confirmer: str
+) -> Outcome:
+    from listserv.commands.owner import run_confirmed
+
+    return run_confirmed(ctx, mlist, request, confirmer)
+
+
+def _decide_by_reply(
+    ctx: Context, request: PendingRequest, confirmer: str, words: Sequence[str]
+) -> Outcome:
+    from listserv.commands.moderate import decide_by_reply
+
+    return decide_by_reply(ctx, request, confirmer, words)
+
 
 #: What confirming each kind of request does; administration adds its kinds here.
 CONFIRMATIONS: dict[str, Confirmation] = {
     RequestKind.SUBSCRIBE: _confirm_subscribe,
     RequestKind.UNSUBSCRIBE: _confirm_unsubscribe,
     RequestKind.SET_OPTION: _confirm_option,
+    RequestKind.BOUNCE_REENABLE: bounces.confirm_reenable,
+    RequestKind.OWNER_COMMANDS: _owner_commands,
+}
+
+#: Kinds a reply decides rather than confirms (moderating by reply): the reply
+#: must say approve, reject or discard, and the first decision wins.
+DECISIONS: dict[str, Decision] = {
+    RequestKind.MODERATE_POST: _decide_by_reply,
+    RequestKind.MODERATE_REQUEST: _decide_by_reply,
 }

@@ -226,8 +226,9 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
-async def mail_to(service: Service, address: str, count: int = 1, timeout: float = 10.0
-                  ) -> list[EmailMessage]:
+async def mail_to(
+    service: Service, address: str, count: int = 1, timeout: float = 10.0
+) -> list[EmailMessage]:
     """Wait until `count` messages for `address` are in the Maildir; return them."""
     maildir = service.settings.delivery.maildir
 

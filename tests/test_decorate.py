@@ -20,7 +20,9 @@ FOOTER_HTML = "<p>List messages are subject to release under FOIA.</p>"
 MARK = "subject to release under FOIA"
 
 
-def identity(mitigation: str = "munge", sender_header: str = "reply-to", prefix: str = "[SM-COP]"):
+def identity(
+    mitigation: str = "munge", sender_header: str = "reply-to", prefix: str = "[SM-COP]"
+) -> ListIdentity:
     return ListIdentity(
         name="sm-cop",
         display_name="SM-COP",
@@ -44,7 +46,9 @@ def msg(text: str) -> bytes:
     return "\n".join(x[indent:] for x in lines).encode("utf-8")
 
 
-def decorate(raw: bytes, lst: ListIdentity = LST, footer: str = FOOTER, html: str = FOOTER_HTML):
+def decorate(
+    raw: bytes, lst: ListIdentity = LST, footer: str = FOOTER, html: str = FOOTER_HTML
+) -> bytes:
     return decorate_post(raw, lst, footer, html)
 
 
@@ -553,6 +557,18 @@ def test_shift_jis_kept() -> None:
     assert content_of(message) == text + "\n" + footer + "\n"
 
 
+def test_iso_2022_jp_stateful_reencoded_in_charset() -> None:
+    text = "会議は明日です。\n"
+    raw = b"From: a@b.gov\nSubject: jis\nContent-Type: text/plain; charset=ISO-2022-JP\n\n"
+    raw += text.encode("iso-2022-jp")
+    footer = "情報公開の対象です。"
+    out = decorate(raw, footer=footer)
+    body = head_body(out)[1]
+    assert body.isascii()  # still 7-bit ISO-2022-JP, no CTE change
+    assert body.decode("iso-2022-jp") == text + "\n" + footer + "\n"
+    assert header_lines(out, "Content-Transfer-Encoding") == []
+
+
 def test_wrong_declared_charset_wraps_untouched() -> None:
     raw = (
         msg(
@@ -778,6 +794,17 @@ def test_poster_list_headers_replaced_and_cleaned() -> None:
     assert header_lines(out, "Approved") == []
     assert header_lines(out, "Sender") == [b"sm-cop-bounces@lists.example.gov"]
     assert header_lines(out, "Disposition-Notification-To") == []
+
+
+def test_poster_header_oddities_cannot_end_the_header_block() -> None:
+    raw = b"From: Jane\rBcc: x@evil.example <jane@agency.gov>\nTo : sm-cop@lists.example.gov\n"
+    raw += b"Subject: s\n\nbody\n"
+    out = decorate(raw, lst=identity("none"))
+    message = parse(out)
+    assert message["To"] == "sm-cop@lists.example.gov"
+    assert message["Bcc"] is None
+    assert message["List-Id"] == "SM-COP <sm-cop.lists.example.gov>"
+    assert header_lines(out, "From") == [b"Jane Bcc: x@evil.example <jane@agency.gov>"]
 
 
 def test_identity_properties_and_validation() -> None:

@@ -142,8 +142,10 @@ async def test_reused_token_is_refused(service: Service) -> None:
     mails = await mail_to(service, JANE, count=3)
     assert "already been used" in mails[2].get_content()
     with service.factory() as session:
-        assert session.scalar(select(func.count()).select_from(Member).where(
-            Member.role == "member")) == 1
+        assert (
+            session.scalar(select(func.count()).select_from(Member).where(Member.role == "member"))
+            == 1
+        )
 
 
 async def test_expired_token_is_refused(service: Service) -> None:
@@ -172,12 +174,15 @@ async def test_forged_from_subscribes_nobody(service: Service) -> None:
     await send(service, forged, mail_from="attacker@evil.example")
     [confirmation] = await mail_to(service, JANE)
     assert confirmation["To"] == JANE
-    assert all(m["Delivered-To"] == JANE for _, m in read_maildir(service.settings.delivery.maildir))
+    assert all(
+        m["Delivered-To"] == JANE for _, m in read_maildir(service.settings.delivery.maildir)
+    )
     # Guessing at the confirm address with a made-up token does nothing.
     await send(
         service,
-        make_message(sender="attacker@evil.example",
-                     to="sm-cop-confirm+" + "a" * 32 + "@lists.example.gov"),
+        make_message(
+            sender="attacker@evil.example", to="sm-cop-confirm+" + "a" * 32 + "@lists.example.gov"
+        ),
     )
     await settle(service)
     assert members(service) == []
@@ -199,8 +204,11 @@ async def test_ineligible_request_is_refused_politely(service: Service, sender: 
     address = parseaddr(sender)[1]
     await send(
         service,
-        make_message(sender=sender, to="sm-cop-request@lists.example.gov",
-                     subject="Join the Social Media Community"),
+        make_message(
+            sender=sender,
+            to="sm-cop-request@lists.example.gov",
+            subject="Join the Social Media Community",
+        ),
         mail_from=address,
     )
     [refusal] = await mail_to(service, address)
@@ -241,8 +249,9 @@ async def test_two_from_addresses_are_refused(service: Service) -> None:
 async def test_auto_replies_are_never_answered(
     service: Service, headers: dict[str, str], mail_from: str
 ) -> None:
-    msg = make_message(to="sm-cop-request@lists.example.gov",
-                       subject="Join the Social Media Community", **headers)
+    msg = make_message(
+        to="sm-cop-request@lists.example.gov", subject="Join the Social Media Community", **headers
+    )
     await send(service, msg, mail_from=mail_from)
     await settle(service)
     assert mail_count(service) == 0
@@ -271,8 +280,9 @@ async def test_leave_phrase_and_signoff_for_a_non_member_get_a_plain_reply(
 ) -> None:
     await send(
         service,
-        make_message(to="sm-cop-request@lists.example.gov",
-                     subject="Leave the Social Media Community"),
+        make_message(
+            to="sm-cop-request@lists.example.gov", subject="Leave the Social Media Community"
+        ),
     )
     [reply] = await mail_to(service, JANE)
     assert "not a member" in reply["Subject"]
@@ -293,7 +303,8 @@ async def test_confirmations_to_one_address_are_rate_limited(tmp_path, db_url) -
     from tests.conftest import make_settings
 
     settings = make_settings(
-        db_url, tmp_path / "var",
+        db_url,
+        tmp_path / "var",
         limits={"confirmations_per_address_per_day": 2, "requests_per_sender_per_hour": 100},
     )
     service = build_service(settings)
@@ -317,7 +328,8 @@ async def test_requests_per_sender_are_rate_limited(tmp_path, db_url) -> None:
     from tests.conftest import make_settings
 
     settings = make_settings(
-        db_url, tmp_path / "var",
+        db_url,
+        tmp_path / "var",
         limits={"confirmations_per_address_per_day": 50, "requests_per_sender_per_hour": 3},
     )
     service = build_service(settings)
@@ -339,8 +351,10 @@ async def test_ineligible_request_held_for_owner_approval(tmp_path, db_url) -> N
     service = build_service(settings)
     await service.start()
     try:
-        await send(service, make_message(sender="Pat <pat@contractor.com>",
-                                         to="sm-cop-join@lists.example.gov"))
+        await send(
+            service,
+            make_message(sender="Pat <pat@contractor.com>", to="sm-cop-join@lists.example.gov"),
+        )
         [confirmation] = await mail_to(service, "pat@contractor.com")
         await confirm_by_reply(service, confirmation, sender="pat@contractor.com")
         await mail_to(service, "owner@digital.gov")

@@ -13,7 +13,15 @@ import sys
 import typer
 
 from listserv.cli import db_cmds, inbound_cmds, lists_cmds, members_cmds, requests_cmds, serve_cmd
+from listserv.cli.archive_cmds import app as archive_app
+from listserv.cli.audit_cmds import show_audit
+from listserv.cli.bans_cmds import app as bans_app
+from listserv.cli.bounces_cmds import app as bounces_app
 from listserv.cli.common import CLIError, fail
+from listserv.cli.held_cmds import app as held_app
+from listserv.cli.outbox_cmds import app as outbox_app
+from listserv.cli.owners_cmds import app as owners_app
+from listserv.cli.web_cmd import web as web_command
 from listserv.config import ConfigError
 
 app = typer.Typer(
@@ -25,11 +33,19 @@ app = typer.Typer(
 )
 app.command("serve")(serve_cmd.serve)
 app.command("check-config")(serve_cmd.check_config)
+app.command("web")(web_command)
 app.add_typer(db_cmds.app, name="db")
 app.add_typer(lists_cmds.app, name="lists")
 app.add_typer(members_cmds.app, name="members")
 app.add_typer(requests_cmds.app, name="requests")
 app.add_typer(inbound_cmds.app, name="inbound")
+app.add_typer(outbox_app, name="outbox")
+app.add_typer(held_app, name="held")
+app.add_typer(bounces_app, name="bounces")
+app.add_typer(bans_app, name="bans")
+app.add_typer(owners_app, name="owners")
+app.add_typer(archive_app, name="archive")
+app.command("audit")(show_audit)
 
 
 def main() -> None:

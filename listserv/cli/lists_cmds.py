@@ -1,5 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
-"""`listserv lists list|show`."""
+"""`listserv lists list|show|create|set|delete`.
+
+`set` takes `key=value` words validated like the configuration file (the
+same choices and ranges), all checked before any is applied, and records
+the change in the audit log with before and after; `legal_hold=true` and
+`retention_days=N` are set here too. `delete` is refused under legal hold
+and for lists the configuration file defines, and asks for confirmation.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,12 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import func, select
 
-from listserv.cli.common import console, emit, open_context, require_list
+from listserv import audit, lists, retention, roster
+from listserv.addresses import RESERVED_SUFFIXES
+from listserv.cli.common import CLIError, actor, console, emit, open_context, require_list
+from listserv.cli.options import parse_assignments
+from listserv.config import ListSettings
+from listserv.eligibility import InvalidAddress, normalise_address
 from listserv.lists import SYNCED_FIELDS, all_lists, eligibility_text
 from listserv.models import MailingList, Member, Role
 
@@ -65,3 +77,199 @@ def show(name: str, as_json: JsonOption = False) -> None:
         if isinstance(value, list):
             value = ", ".join(str(v) for v in value) or "-"
         console.print(f"[bold]{key.replace('_', ' ')}[/bold]: {value}", highlight=False)
+
+
+def _check_name(name: str, command_address: str) -> str:
+    clean = name.strip().lower()
+    if not clean or not clean[0].isalnum() or not all(c.isalnum() or c in "-_." for c in clean):
+        raise CLIError(
+            f"{name!r} is not a list name: use letters, digits, '-', '_' and '.', "
+            "starting with a letter or digit"
+        )
+    if len(clean) > 64:
+        raise CLIError("a list name may be at most 64 characters")
+    if any(clean.endswith(suffix) for suffix in RESERVED_SUFFIXES):
+        raise CLIError(f"{clean!r} ends with a reserved suffix such as -request or -owner")
+    if clean == command_address:
+        raise CLIError(f"{clean!r} is the site command address")
+    return clean
+
+
+def _check_address(address: str, what: str) -> str:
+    try:
+        normalise_address(address)
+    except InvalidAddress as exc:
+        raise CLIError(f"{what} {address!r} is not an email address: {exc}") from None
+    return address.strip()
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Short name: the posting address's local part.")],
+    display_name: Annotated[str, typer.Option(help="Shown in mail and pages.")] = "",
+    description: Annotated[str, typer.Option(help="One paragraph about the list.")] = "",
+    owner: Annotated[
+        list[str] | None, typer.Option("--owner", help="An owner's address (repeatable).")
+    ] = None,
+    moderator: Annotated[
+        list[str] | None, typer.Option("--moderator", help="A moderator's address (repeatable).")
+    ] = None,
+    eligible_domain: Annotated[
+        list[str] | None,
+        typer.Option("--eligible-domain", help="Domain suffix that may join (default gov, mil)."),
+    ] = None,
+    join_phrase: Annotated[
+        list[str] | None, typer.Option("--join-phrase", help="Subject that means join.")
+    ] = None,
+    leave_phrase: Annotated[
+        list[str] | None, typer.Option("--leave-phrase", help="Subject that means leave.")
+    ] = None,
+    subject_prefix: Annotated[str, typer.Option(help="E.g. [SM-COP].")] = "",
+    setting: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="Any other setting (repeatable)."),
+    ] = None,
+) -> None:
+    """Create a list in the database (lists in the configuration file are made at start)."""
+    with open_context() as ctx:
+        clean = _check_name(name, ctx.settings.site.command_address)
+        if lists.get_list(ctx.session, clean) is not None:
+            raise CLIError(f"a list named {clean!r} already exists")
+        owners = [_check_address(a, "owner") for a in owner or []]
+        if not owners:
+            raise CLIError("a list needs at least one --owner")
+        moderators = [_check_address(a, "moderator") for a in moderator or []]
+        base = ListSettings(
+            name=clean,
+            display_name=display_name.strip() or clean.upper(),
+            description=description.strip(),
+            join_phrases=tuple(p.strip() for p in join_phrase or [] if p.strip()),
+            leave_phrases=tuple(p.strip() for p in leave_phrase or [] if p.strip()),
+            subject_prefix=subject_prefix,
+            **(
+                {"eligible_domains": tuple(d.strip().lower().strip(".") for d in eligible_domain)}
+                if eligible_domain
+                else {}
+            ),
+        )
+        extra = parse_assignments(setting or [])
+        mlist = MailingList(name=clean, domain=ctx.settings.site.domain, from_config=False)
+        lists.apply_settings(mlist, base)
+        for key, value in extra.items():
+            setattr(mlist, key, value)
+        mlist.created_at = ctx.now
+        ctx.session.add(mlist)
+        ctx.session.flush()
+        who = actor()
+        audit.record(
+            ctx.session,
+            "list-create",
+            channel="cli",
+            list_name=clean,
+            actor=who,
+            target=clean,
+            source=ctx.source,
+            auth="host",
+            detail={
+                "after": {
+                    key: getattr(mlist, key) for key in (*SYNCED_FIELDS, "legal_hold", "domain")
+                }
+            },
+            at=ctx.now,
+        )
+        for role, addresses in ((Role.OWNER, owners), (Role.MODERATOR, moderators)):
+            for address in addresses:
+                roster.add_member(
+                    ctx.session,
+                    mlist,
+                    address,
+                    role=role,
+                    actor=who,
+                    channel="cli",
+                    auth="host",
+                    source=ctx.source,
+                    now=ctx.now,
+                )
+        console.print(
+            f"created {mlist.display_name} <{mlist.posting_address}> with {len(owners)} owner(s)",
+            highlight=False,
+        )
+
+
+@app.command("set")
+def set_options(
+    name: Annotated[str, typer.Argument(metavar="LIST")],
+    assignments: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="KEY=VALUE...",
+            help="E.g. moderated=true retention_days=365 legal_hold=true "
+            "eligible_domains=gov,mil (see `listserv lists show`).",
+        ),
+    ],
+) -> None:
+    """Change list settings; every change is audited with before and after."""
+    changes = parse_assignments(assignments)
+    with open_context() as ctx:
+        mlist = require_list(ctx.session, name)
+        before = lists.change_list(
+            ctx.session,
+            mlist,
+            changes,
+            actor=actor(),
+            channel="cli",
+            auth="host",
+            source=ctx.source,
+        )
+        if not before:
+            console.print(f"{mlist.display_name}: nothing changed", highlight=False)
+            return
+        for key, old in before.items():
+            console.print(
+                f"{mlist.display_name}: {key} {_shown(old)} → {_shown(getattr(mlist, key))}",
+                highlight=False,
+            )
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+@app.command("delete")
+def delete_list(
+    name: Annotated[str, typer.Argument(metavar="LIST")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a list with its roster, history and archive (refused under legal hold)."""
+    with open_context() as ctx:
+        mlist = require_list(ctx.session, name)
+        try:
+            retention.check_no_hold(mlist, "deleting the list")
+        except retention.LegalHoldError as exc:
+            raise CLIError(str(exc)) from None
+        if ctx.settings.list_named(mlist.name) is not None:
+            raise CLIError(
+                f"{mlist.name} is defined in {ctx.settings.source or 'the configuration file'}; "
+                "remove it there first, or it is created again at the next start"
+            )
+        contents = retention.list_contents(ctx.session, mlist)
+        if not yes:
+            console.print(
+                f"This deletes {mlist.display_name} <{mlist.posting_address}> with "
+                f"{contents['members']} member(s), {contents['posts']} archived message(s) "
+                f"and its membership history. Export the archive first if it must be kept "
+                f"(listserv archive export).",
+                highlight=False,
+            )
+            try:
+                confirmed = typer.confirm(f"Delete {mlist.name}?", default=False)
+            except typer.Abort:
+                confirmed = False
+            if not confirmed:
+                raise CLIError(f"{mlist.name} was not deleted (confirm, or pass --yes)")
+        retention.delete_list(ctx, mlist, actor=actor(), auth="host")
+        console.print(f"deleted {mlist.name}", highlight=False)

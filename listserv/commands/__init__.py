@@ -12,10 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from listserv.context import Context
 from listserv.models import MailingList
 from listserv.outcomes import Outcome
+
+if TYPE_CHECKING:
+    from listserv.owner_auth import Credentials
 
 
 @dataclass
@@ -30,6 +34,7 @@ class CommandRequest:
     body_lines: list[str] = field(default_factory=list)
     site: bool = False  # LISTSERV syntax: list commands name the list first
     message_id: str = ""
+    credentials: Credentials | None = None  # what the message proves (owner_auth.py)
 
 
 Runner = Callable[[CommandRequest, list[str]], Outcome]
@@ -62,7 +67,7 @@ MAX_COMMANDS = 20
 
 
 def _table() -> list[Command]:
-    from listserv.commands import info, membership, preferences
+    from listserv.commands import info, membership, owner, preferences
 
     return [
         Command(
@@ -90,9 +95,10 @@ def _table() -> list[Command]:
         Command(
             "set",
             (),
-            preferences.set_option,
-            "SET list DIGEST|NOMAIL|MAIL",
-            "choose how you receive the list's mail",
+            owner.set_option,
+            "SET list [address] option",
+            "DIGEST, NOMAIL or MAIL for yourself; owners, for a member, also "
+            "MODERATED, UNMODERATED or MODERATE [until DATE] [note]",
         ),
         Command(
             "query",
@@ -110,6 +116,51 @@ def _table() -> list[Command]:
             needs_list=False,
         ),
         Command("help", ("info",), info.help, "HELP", "this text", needs_list=False),
+        # Owners and moderators: see commands/owner.py for how each is proved.
+        Command("review", (), owner.review, "REVIEW list", "the roster, if the list allows you"),
+        Command(
+            "approve",
+            (),
+            owner.approve,
+            "APPROVE list id",
+            "moderators: send held post 12, or admit subscription request R7",
+        ),
+        Command(
+            "reject",
+            (),
+            owner.reject,
+            "REJECT list id [reason]",
+            "moderators: refuse post 12 or request R7 (the sender is told)",
+        ),
+        Command(
+            "discard",
+            (),
+            owner.discard,
+            "DISCARD list id",
+            "moderators: drop post 12 or request R7 (nobody is told)",
+        ),
+        Command(
+            "add",
+            (),
+            owner.add,
+            "ADD list address [Name, Title]",
+            "owners: add a member at once (welcome sent)",
+        ),
+        Command("delete", ("del",), owner.delete, "DELETE list address", "owners: remove a member"),
+        Command(
+            "suspend",
+            (),
+            owner.suspend,
+            "SUSPEND list address until DATE [note]",
+            "owners: no mail to or posts from a member until DATE (2025-07-01 or 14d)",
+        ),
+        Command("lift", (), owner.lift, "LIFT list address", "owners: end moderation/suspension"),
+        Command("hold", (), owner.hold, "HOLD list", "owners: hold every post (emergency)"),
+        Command("free", (), owner.free, "FREE list", "owners: end HOLD"),
+        Command(
+            "ban", (), owner.ban, "BAN list pattern [reason]", "owners: address, *@domain or ^regex"
+        ),
+        Command("unban", (), owner.unban, "UNBAN list pattern", "owners: lift a ban"),
     ]
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from listserv import notices, subscriptions
+from listserv import notices, owner_auth, subscriptions
 from listserv.addresses import Destination, Recipient
 from listserv.commands import CommandRequest, Invocation, find_commands, lookup, parse_line, run
 from listserv.commands.membership import identity_from_lines
+from listserv.commands.moderate import decision_texts
 from listserv.context import Context
 from listserv.message import (
     from_addresses,
@@ -59,14 +60,69 @@ def _must(name: str):  # type: ignore[no-untyped-def]
     return command
 
 
+def _decision_reply(
+    ctx: Context, msg: EmailMessage, body: list[str], sender: str
+) -> list[tuple[str, Outcome]]:
+    """A reply to a held-post or approval notice sent to -request or the site address.
+
+    Its Subject carries the notice's token; the decision is read like one sent
+    to the notice's confirm address (first line, else Subject).
+    """
+    token = find_token(header_text(msg, "Subject"))
+    if token is None:
+        return []
+    pending = subscriptions.find_request(ctx, token)
+    if pending is None or pending.kind not in subscriptions.DECISIONS:
+        return []
+    words = decision_texts(msg, body)
+    return [("(reply to the notice)", subscriptions.confirm(ctx, token, sender, words=words))]
+
+
+def _with_subject_token(invocations: list[Invocation], msg: EmailMessage) -> list[Invocation]:
+    """LISTSERV's "OK" reply: a CONFIRM/OK line without a code takes the Subject's."""
+    token = find_token(header_text(msg, "Subject"))
+    if token is None:
+        return invocations
+    return [
+        Invocation(inv.command, [token], inv.line)
+        if inv.command.name == "confirm" and find_token(" ".join(inv.args)) is None
+        else inv
+        for inv in invocations
+    ]
+
+
+def _invocations(request: CommandRequest, msg: EmailMessage, body: list[str]) -> list[Invocation]:
+    """The commands a message to the site address or -request carries."""
+    if request.site:
+        invocations = find_commands(body)
+        if not invocations:
+            subject = normalised_subject(msg)
+            token = find_token(subject)
+            if token is not None:
+                invocations = [Invocation(_must("confirm"), [token], subject)]
+            elif (found := parse_line(header_text(msg, "Subject"))) is not None:
+                invocations = [found]
+    else:
+        invocations = _subject_invocations(request, normalised_subject(msg))
+        if not invocations:
+            invocations = find_commands(body)
+    return _with_subject_token(invocations, msg)
+
+
 def handle(
     ctx: Context,
     msg: EmailMessage,
     recipient: Recipient,
     mlist: MailingList | None,
     sender: str,
+    *,
+    password: str | None = None,
 ) -> list[tuple[str, Outcome]]:
-    """Run what the message asks and send the reply it is owed."""
+    """Run what the message asks and send the reply it is owed.
+
+    `password` is the `Approved:` password the message carried, already
+    removed from everything stored (owner_auth.take_password).
+    """
     from_header = from_header_text(msg) or sender
     body = text_body_lines(msg, limit=60)
     request = CommandRequest(
@@ -78,11 +134,14 @@ def handle(
         body_lines=body,
         site=recipient.destination == Destination.SITE,
         message_id=header_text(msg, "Message-ID"),
+        credentials=owner_auth.Credentials(password=password),
     )
     results: list[tuple[str, Outcome]]
     destination = recipient.destination
     if destination == Destination.CONFIRM:
-        outcome = subscriptions.confirm(ctx, recipient.extension, sender)
+        outcome = subscriptions.confirm(
+            ctx, recipient.extension, sender, words=decision_texts(msg, body)
+        )
         results = [(f"confirm {recipient.extension}", outcome)]
     elif destination == Destination.JOIN and mlist is not None:
         name, title = identity_from_lines(body, _display_name(from_header))
@@ -92,21 +151,12 @@ def handle(
         results = [("subscribe", outcome)]
     elif destination == Destination.LEAVE and mlist is not None:
         results = [("unsubscribe", subscriptions.request_unsubscribe(ctx, mlist, sender))]
-    elif destination == Destination.SITE:
-        invocations = find_commands(body)
-        if not invocations:
-            subject = normalised_subject(msg)
-            token = find_token(subject)
-            if token is not None:
-                invocations = [Invocation(_must("confirm"), [token], subject)]
-            elif (found := parse_line(header_text(msg, "Subject"))) is not None:
-                invocations = [found]
-        results = run(request, invocations) if invocations else []
-    else:  # -request
-        invocations = _subject_invocations(request, normalised_subject(msg))
-        if not invocations:
-            invocations = find_commands(body)
-        results = run(request, invocations) if invocations else []
+    else:
+        results = _decision_reply(ctx, msg, body, sender) or run(
+            request, _invocations(request, msg, body)
+        )
+    # Owner commands that wait for their owner's OK: one confirmation per list.
+    owner_auth.send_confirmations(request)
 
     if not results:
         results = [

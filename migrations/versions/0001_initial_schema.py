@@ -3,7 +3,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 02:11:27.483010
+Create Date: 2026-11-22 02:50:47.479430
 """
 
 from collections.abc import Sequence
@@ -88,7 +88,11 @@ def upgrade() -> None:
         sa.Column("bounce_stale_after_days", sa.Integer(), nullable=False),
         sa.Column("bounce_warnings", sa.Integer(), nullable=False),
         sa.Column("bounce_warning_interval_days", sa.Integer(), nullable=False),
+        sa.Column("bounce_temporary_score", sa.Float(), nullable=False),
+        sa.Column("bounce_probe", sa.Boolean(), nullable=False),
+        sa.Column("bounce_forward_unrecognised", sa.Boolean(), nullable=False),
         sa.Column("from_config", sa.Boolean(), nullable=False),
+        sa.Column("config_synced", sa.JSON(), nullable=False),
         sa.Column("created_at", listserv.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_mailing_lists")),
         sa.UniqueConstraint("name", name=op.f("uq_mailing_lists_name")),
@@ -181,6 +185,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("members", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_members_address_key"), ["address_key"], unique=False)
+        batch_op.create_index("ix_members_list_id_id", ["list_id", "id"], unique=False)
 
     op.create_table(
         "membership_events",
@@ -279,6 +284,23 @@ def upgrade() -> None:
         batch_op.create_index("ix_posts_list_status", ["list_id", "status"], unique=False)
 
     op.create_table(
+        "unsubscribe_receipts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("list_id", sa.Integer(), nullable=False),
+        sa.Column("member_id", sa.Integer(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("address", sa.String(length=320), nullable=False),
+        sa.Column("at", listserv.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["list_id"],
+            ["mailing_lists.id"],
+            name=op.f("fk_unsubscribe_receipts_list_id_mailing_lists"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_unsubscribe_receipts")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_unsubscribe_receipts_token_hash")),
+    )
+    op.create_table(
         "outbox_jobs",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
@@ -306,6 +328,32 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_jobs")),
     )
+    op.create_table(
+        "outbox_batches",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("job_id", sa.Integer(), nullable=False),
+        sa.Column("recipients", sa.JSON(), nullable=False),
+        sa.Column("recipient_count", sa.Integer(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", listserv.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("lease_owner", sa.String(length=64), nullable=False),
+        sa.Column("lease_until", listserv.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_code", sa.Integer(), nullable=True),
+        sa.Column("last_reply", sa.Text(), nullable=False),
+        sa.Column("sent_at", listserv.models.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["job_id"],
+            ["outbox_jobs.id"],
+            name=op.f("fk_outbox_batches_job_id_outbox_jobs"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_batches")),
+    )
+    with op.batch_alter_table("outbox_batches", schema=None) as batch_op:
+        batch_op.create_index("ix_outbox_batches_due", ["state", "next_attempt_at"], unique=False)
+        batch_op.create_index("ix_outbox_batches_job_state", ["job_id", "state"], unique=False)
+
     op.create_table(
         "outbox_recipients",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -346,7 +394,13 @@ def downgrade() -> None:
         batch_op.drop_index("ix_outbox_recipients_due")
 
     op.drop_table("outbox_recipients")
+    with op.batch_alter_table("outbox_batches", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_batches_job_state")
+        batch_op.drop_index("ix_outbox_batches_due")
+
+    op.drop_table("outbox_batches")
     op.drop_table("outbox_jobs")
+    op.drop_table("unsubscribe_receipts")
     with op.batch_alter_table("posts", schema=None) as batch_op:
         batch_op.drop_index("ix_posts_list_status")
         batch_op.drop_index("ix_posts_list_message_id")
@@ -363,6 +417,7 @@ def downgrade() -> None:
 
     op.drop_table("membership_events")
     with op.batch_alter_table("members", schema=None) as batch_op:
+        batch_op.drop_index("ix_members_list_id_id")
         batch_op.drop_index(batch_op.f("ix_members_address_key"))
 
     op.drop_table("members")

@@ -1,0 +1,490 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Fan-out throughput: one 4 KB post to N members, from intake's 250 to the last copy.
+
+For each delivery style (personalized, bulk) and each N (default 10,000 and 100,000)
+this script
+
+1. makes a fresh SQLite database (durable: WAL, synchronous=FULL) with N members;
+2. starts a counting SMTP sink in a process of its own (asyncio, PIPELINING), so it
+   does not share the service's event loop;
+3. starts `listserv serve --no-web` in a subprocess, relaying to the sink;
+4. sends one 4 KB post from a member to sm-cop@ over SMTP and notes the 250;
+5. waits until the sink has accepted N recipients, and prints the time from the
+   250 to the last recipient at the sink, recipients per second, and the service's
+   peak RSS (VmHWM).
+
+It also measures the sink's own ceiling the same way with a bare client (our SMTP
+client with no database: N single-recipient messages, and N recipients in batches of
+500), which is the limit any list server could reach on this machine.
+
+    .venv/bin/python benchmarks/fanout.py                      # 10k and 100k, both styles
+    .venv/bin/python benchmarks/fanout.py --members 10000 --style bulk
+    .venv/bin/python benchmarks/fanout.py --members 100000 --profile   # py-spy on the service
+
+Subcommands `sink` and `bare` are the helper processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DOMAIN = "lists.example.gov"
+POSTER = "jane.doe@agency.gov"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ----------------------------------------------------------------------------- sink
+
+
+class SinkProtocol(asyncio.Protocol):
+    """A minimal ESMTP server that accepts everything and counts recipients."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.buffer = bytearray()
+        self.in_data = False
+        self.rcpts = 0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(b"220 sink ESMTP\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        out: list[bytes] = []
+        pos = 0
+        while True:
+            if self.in_data:
+                end = buffer.find(b"\r\n.\r\n", max(pos - 2, 0))
+                if end < 0:
+                    break
+                pos = end + 5
+                self.in_data = False
+                self.sink.delivered(self.rcpts)
+                self.rcpts = 0
+                out.append(b"250 2.0.0 Ok: queued\r\n")
+                continue
+            end = buffer.find(b"\r\n", pos)
+            if end < 0:
+                break
+            verb = bytes(buffer[pos : pos + 4]).upper()
+            pos = end + 2
+            if verb == b"RCPT":
+                self.rcpts += 1
+                out.append(b"250 2.1.5 Ok\r\n")
+            elif verb == b"MAIL":
+                self.rcpts = 0
+                out.append(b"250 2.1.0 Ok\r\n")
+            elif verb == b"DATA":
+                self.in_data = True
+                pos -= 2  # the terminator may follow at once: keep the CRLF before it
+                out.append(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+            elif verb == b"EHLO":
+                out.append(b"250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+            elif verb == b"QUIT":
+                out.append(b"221 2.0.0 Bye\r\n")
+            else:
+                out.append(b"250 2.0.0 Ok\r\n")
+        del buffer[:pos]
+        if out and self.transport is not None:
+            self.transport.write(b"".join(out))
+
+
+class Sink:
+    def __init__(self, expect: int) -> None:
+        self.expect = expect
+        self.count = 0
+        self.first: float | None = None
+
+    def delivered(self, rcpts: int) -> None:
+        if self.first is None:
+            self.first = time.time()
+        self.count += rcpts
+        if self.count >= self.expect:
+            sys.stdout.write(f"done {time.time():.6f} {self.first:.6f} {self.count}\n")
+            sys.stdout.flush()
+            self.expect = sys.maxsize
+
+
+async def run_sink(port: int, expect: int) -> None:
+    sink = Sink(expect)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SinkProtocol(sink), "127.0.0.1", port, backlog=512)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    server.close()
+
+
+class SinkProcess:
+    def __init__(self, expect: int) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "sink", "--port", str(self.port), "--expect", str(expect)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def wait_done(self, timeout: float) -> tuple[float, float, int]:
+        assert self.proc.stdout is not None
+        deadline = time.time() + timeout
+        import selectors
+
+        selector = selectors.DefaultSelector()
+        selector.register(self.proc.stdout, selectors.EVENT_READ)
+        while time.time() < deadline:
+            if selector.select(timeout=1.0):
+                line = self.proc.stdout.readline().split()
+                if line and line[0] == "done":
+                    return float(line[1]), float(line[2]), int(line[3])
+        raise TimeoutError("the sink did not receive every recipient in time")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+
+
+# ----------------------------------------------------------------------------- bare client
+
+
+def post_bytes(size: int = 4096) -> bytes:
+    head = (
+        f"From: Jane Doe <{POSTER}>\r\n"
+        f"To: sm-cop@{DOMAIN}\r\n"
+        "Subject: Benchmark post\r\n"
+        f"Message-ID: <bench-{time.time_ns()}@agency.gov>\r\n"
+        "Date: Sun, 22 Nov 2026 10:00:00 +0000\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "\r\n"
+    ).encode()
+    line = b"Social media managers share practice, tools and policy here. " * 1 + b"\r\n"
+    body = line * ((size - len(head)) // len(line) + 1)
+    return head + body[: size - len(head)]
+
+
+async def run_bare(port: int, members: int, style: str, connections: int) -> None:
+    from listserv.addresses import verp_encode
+    from listserv.relays import SMTPRelay
+
+    relay = SMTPRelay("127.0.0.1", port, connections=connections, helo_name=DOMAIN)
+    message = post_bytes()
+    addresses = [f"member{i:06d}@agency{i % 97}.gov" for i in range(members)]
+    start = time.time()
+    if style == "personalized":
+        window = asyncio.Semaphore(connections * 8)
+
+        async def one(address: str) -> None:
+            async with window:
+                await relay.send(verp_encode("sm-cop", address, DOMAIN), [address], message)
+
+        await asyncio.gather(*(one(a) for a in addresses))
+    else:
+        batches = [addresses[i : i + 500] for i in range(0, members, 500)]
+        await asyncio.gather(*(relay.send(f"sm-cop-bounces@{DOMAIN}", b, message) for b in batches))
+    await relay.close()
+    sys.stdout.write(f"started {start:.6f}\n")
+
+
+def bare_ceiling(members: int, style: str, connections: int) -> tuple[float, float]:
+    sink = SinkProcess(members)
+    try:
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "bare",
+                "--port",
+                str(sink.port),
+                "--members",
+                str(members),
+                "--style",
+                style,
+                "--connections",
+                str(connections),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        start = float(out.split()[1])
+        last, _, count = sink.wait_done(30)
+    finally:
+        sink.stop()
+    elapsed = last - start
+    return elapsed, count / elapsed
+
+
+# ----------------------------------------------------------------------------- service
+
+
+def write_config(var: Path, smtp_port: int, relay_port: int, style: str, connections: int) -> Path:
+    config = var / "bench.toml"
+    config.write_text(
+        textwrap.dedent(f"""
+        [site]
+        domain = "{DOMAIN}"
+        secret = "benchmark-secret-0123456789abcdef"
+        var_dir = "{var}"
+        [smtp]
+        port = {smtp_port}
+        [delivery]
+        transport = "smtp"
+        relay_host = "127.0.0.1"
+        relay_port = {relay_port}
+        connections = {connections}
+        [web]
+        port = 0
+        [[lists]]
+        name = "sm-cop"
+        display_name = "SM-COP"
+        owners = ["owner@digital.gov"]
+        eligible_domains = ["gov", "mil"]
+        subject_prefix = "[SM-COP]"
+        delivery_style = "{style}"
+        """)
+    )
+    return config
+
+
+def prepare(config: Path, members: int) -> None:
+    """Migrate, seed the list, and add N members (one of them the poster)."""
+    from sqlalchemy import insert
+
+    from listserv import db, lists, roster
+    from listserv.config import load_settings
+    from listserv.models import Member, utcnow
+    from listserv.tokens import new_nonce
+
+    settings = load_settings(config, environ={})
+    db.upgrade(settings.database_url)
+    engine = db.make_engine(settings.database_url)
+    factory = db.make_sessionmaker(engine)
+    with factory() as session, session.begin():
+        lists.sync_from_config(session, settings)
+        mlist = lists.get_list(session, "sm-cop")
+        assert mlist is not None
+        now = utcnow()
+        addresses = [POSTER] + [f"member{i:06d}@agency{i % 97}.gov" for i in range(members - 1)]
+        for start in range(0, len(addresses), 10_000):
+            session.execute(
+                insert(Member.__table__),
+                [
+                    {
+                        "list_id": mlist.id,
+                        "address": a,
+                        "address_key": roster.address_key(a),
+                        "unsubscribe_nonce": new_nonce(),
+                        "joined_at": now,
+                    }
+                    for a in addresses[start : start + 10_000]
+                ],
+            )
+    engine.dispose()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_for_port(port: int, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError("the service did not start")
+
+
+def run_service(
+    members: int, style: str, connections: int, profile: Path | None
+) -> tuple[float, float, float]:
+    sink = SinkProcess(members)
+    with tempfile.TemporaryDirectory(prefix="fanout-bench-") as tmp:
+        var = Path(tmp)
+        smtp_port = free_port()
+        config = write_config(var, smtp_port, sink.port, style, connections)
+        prepare(config, members)
+        env = dict(os.environ, LISTSERV_CONFIG=str(config))
+        env.pop("LISTSERV_DATABASE_URL", None)
+        command = [sys.executable, "-m", "listserv", "serve", "--no-web"]
+        if profile is not None:
+            command = [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--idle",
+                "--threads",
+                "--rate",
+                "200",
+                "-f",
+                "speedscope",
+                "-o",
+                str(profile),
+                "--",
+                *command,
+            ]
+        service = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            wait_for_port(smtp_port)
+            with smtplib.SMTP("127.0.0.1", smtp_port, timeout=60) as client:
+                client.sendmail(POSTER, [f"sm-cop@{DOMAIN}"], post_bytes())
+                accepted = time.time()
+            last, _first, count = sink.wait_done(timeout=600)
+            pid = service.pid
+            if profile is not None:
+                pid = _child_pid(service.pid)
+            rss = peak_rss_mb(pid)
+        finally:
+            service.send_signal(signal.SIGINT if profile is not None else signal.SIGTERM)
+            try:
+                _, err = service.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                service.kill()
+                _, err = service.communicate()
+            sink.stop()
+        errors = [
+            line
+            for line in err.decode(errors="replace").splitlines()
+            if "ERROR" in line or "Traceback" in line
+        ]
+        if errors:
+            print("  service errors:", *errors[:5], sep="\n    ")
+    elapsed = last - accepted
+    return elapsed, count / elapsed, rss
+
+
+def _child_pid(pid: int) -> int:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return int(children[0]) if children else pid
+
+
+def dkim_cost(rounds: int = 20) -> float | None:
+    """Milliseconds per DKIM signature of a personalized copy (dkimpy, RSA-2048)."""
+    import shutil
+
+    if shutil.which("openssl") is None:
+        return None
+    from listserv.decorate import personalize
+    from listserv.signing import Signer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        key = Path(tmp) / "key.pem"
+        subprocess.run(
+            [
+                "openssl",
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                str(key),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        signer = Signer("bench", key.read_bytes(), DOMAIN, DOMAIN)
+    shared = post_bytes()
+    start = time.perf_counter()
+    for i in range(rounds):
+        signer.sign(personalize(shared, f"https://x.gov/unsubscribe/sm-cop/{i}.tok"), DOMAIN)
+    return (time.perf_counter() - start) / rounds * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    sink_p = sub.add_parser("sink")
+    sink_p.add_argument("--port", type=int, required=True)
+    sink_p.add_argument("--expect", type=int, required=True)
+    bare_p = sub.add_parser("bare")
+    bare_p.add_argument("--port", type=int, required=True)
+    bare_p.add_argument("--members", type=int, required=True)
+    bare_p.add_argument("--style", required=True)
+    bare_p.add_argument("--connections", type=int, default=4)
+    parser.add_argument(
+        "--members",
+        type=int,
+        action="append",
+        help="member counts (repeatable; default 10000 and 100000)",
+    )
+    parser.add_argument("--style", choices=["personalized", "bulk"], action="append")
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="record the service with py-spy (speedscope JSON in /tmp)",
+    )
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the bare-client runs")
+    args = parser.parse_args()
+    if args.command == "sink":
+        asyncio.run(run_sink(args.port, args.expect))
+        return
+    if args.command == "bare":
+        asyncio.run(run_bare(args.port, args.members, args.style, args.connections))
+        return
+    sizes = args.members or [10_000, 100_000]
+    styles = args.style or ["personalized", "bulk"]
+    print(
+        f"fan-out of one 4 KB post, SQLite (WAL, synchronous=FULL), "
+        f"{args.connections} relay connections, {os.cpu_count()} CPUs"
+    )
+    for members in sizes:
+        for style in styles:
+            profile = None
+            if args.profile:
+                profile = Path(f"/tmp/fanout-{style}-{members}.speedscope.json")
+            elapsed, rate, rss = run_service(members, style, args.connections, profile)
+            print(
+                f"service  {style:12s} {members:7d} members: {elapsed:7.2f} s from 250 to "
+                f"last recipient, {rate:9.0f} recipients/s, peak RSS {rss:5.0f} MB"
+                + (f" (profile: {profile})" if profile else "")
+            )
+            if not args.no_ceiling:
+                elapsed, rate = bare_ceiling(members, style, args.connections)
+                print(
+                    f"ceiling  {style:12s} {members:7d} recipients: {elapsed:7.2f} s, "
+                    f"{rate:9.0f} recipients/s (bare client into the same sink)"
+                )
+    cost = dkim_cost()
+    if cost is not None:
+        print(
+            f"DKIM signing (dkimpy, RSA-2048) of a personalized copy: {cost:.1f} ms "
+            f"= at most {1000 / cost:.0f} signed copies/s per core"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+# SPDX-License-Identifier: Apache-2.0
+"""`listserv web`: the web pages alone, for a separate web host."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from typing import Annotated
+
+import typer
+
+from listserv.cli.common import CLIError, console, settings
+
+
+def web(
+    host: Annotated[
+        str | None, typer.Option(help="Listen address (default: web.host in the configuration).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Listen port (default: web.port in the configuration).")
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log every request (tokens redacted).")
+    ] = False,
+) -> None:
+    """Serve only the web pages (join, confirm, unsubscribe) against the shared database.
+
+    Use it on a web host whose database (PostgreSQL) is shared with a mail host
+    running `listserv serve --no-web`; the mail host delivers what the pages queue.
+    """
+    from listserv.web.server import run_alone
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("listserv").setLevel(logging.INFO)
+    cfg = settings()
+    web_settings = cfg.web
+    if host:
+        web_settings = replace(web_settings, host=host)
+    if port is not None:
+        if not 0 <= port <= 65535:
+            raise CLIError("--port must be between 0 and 65535")
+        web_settings = replace(web_settings, port=port)
+    cfg = replace(cfg, web=web_settings)
+    console.print(
+        f"listserv: web pages on {web_settings.host}:{web_settings.port} "
+        f"(public {web_settings.base_url}), database {cfg.database_url.split('@')[-1]}",
+        highlight=False,
+    )
+    try:
+        asyncio.run(run_alone(cfg))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise CLIError(f"cannot start: {exc.strerror or exc}") from exc

@@ -1,0 +1,208 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Moderating by reply: answering a held-post or subscription-approval notice.
+
+Those notices go only to the list's moderators and owners, with Reply-To
+`LIST-confirm+TOKEN@`; holding the token is the proof (auth
+`confirmed-reply`, actor the reply's From). The reply says what to do in its
+first line, or failing that its Subject: `approve`, `reject <reason>` or
+`discard` (a few synonyms too). A bare reply or "confirm" decides nothing —
+approving by accident is worse than asking again — so it is answered with
+the words to use, and the token stays good for the real decision.
+
+The first decision wins: the post or request is decided by a conditional
+update in moderation.py / subscriptions.decide, and a moderator who replies
+later is told who handled it. Input is the request a token names and the
+reply's first line and Subject; output is the moderation module's outcome.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from email.message import EmailMessage
+
+from sqlalchemy import select
+
+from listserv import roster, subscriptions
+from listserv.context import Context
+from listserv.message import header_text
+from listserv.models import (
+    MailingList,
+    PendingRequest,
+    Post,
+    PostStatus,
+    RequestKind,
+    RequestStatus,
+)
+from listserv.outcomes import Outcome
+from listserv.tokens import TOKEN_RE
+
+#: First word of the reply → the decision.
+ACTIONS: dict[str, str] = {
+    "approve": "approve",
+    "approved": "approve",
+    "accept": "approve",
+    "reject": "reject",
+    "rejected": "reject",
+    "deny": "reject",
+    "discard": "discard",
+    "discarded": "discard",
+}
+
+_REPLY_PREFIX = re.compile(r"^(?:\s*(?:re|fwd?|aw|sv|wg|tr)\s*(?:\[\d*\])?\s*:\s*)+", re.I)
+
+
+def decision_texts(msg: EmailMessage, body_lines: Sequence[str]) -> list[str]:
+    """Where a decision may be written: the first line of the reply, then its Subject.
+
+    The body comes first because a reply's Subject is usually the notice's own
+    with "Re:" in front; a quoted line (">") or signature is never read.
+    """
+    texts: list[str] = []
+    for raw in body_lines:
+        line = raw.strip()
+        if not line:
+            continue
+        if not line.startswith((">", "--")):
+            texts.append(line)
+        break
+    subject = _REPLY_PREFIX.sub("", header_text(msg, "Subject")).strip()
+    if subject:
+        texts.append(subject)
+    return texts
+
+
+def parse_decision(texts: Sequence[str]) -> tuple[str, str] | None:
+    """(approve|reject|discard, reason) from the first text that starts with one, else None."""
+    for text in texts:
+        cleaned = TOKEN_RE.sub(" ", text.lower()).split()
+        if not cleaned:
+            continue
+        action = ACTIONS.get(cleaned[0].strip(".,!:;-"))
+        if action is None:
+            continue
+        # The reason keeps the writer's case; tokens and leading punctuation go.
+        words = TOKEN_RE.sub(" ", text).split()[1:]
+        reason = " ".join(words).lstrip(":;,.- ").strip() if action == "reject" else ""
+        return action, reason[:500]
+    return None
+
+
+def _ask_again(what: str) -> Outcome:
+    return Outcome.error(
+        f"Your reply did not say what to do with {what}, so nothing was done. Reply to the "
+        "notice again with one of these as the first line: APPROVE, REJECT followed by the "
+        "reason (the sender is told), or DISCARD (nobody is told)."
+    )
+
+
+def _unusable(ctx: Context, request: PendingRequest, what: str, command: str) -> Outcome | None:
+    """Why a notice's token can no longer decide (expired, or answered), else None."""
+    if request.status == RequestStatus.PENDING and request.expires_at > ctx.now:
+        return None
+    if request.status in (RequestStatus.PENDING, RequestStatus.EXPIRED):
+        if request.status == RequestStatus.PENDING:
+            request.status = RequestStatus.EXPIRED
+            request.resolved_at = ctx.now
+        return Outcome.refused(
+            f"The notice about {what} has expired. Decide it with {command} (see HELP), "
+            "or on the list host."
+        )
+    by = f" by {request.resolved_by}" if request.resolved_by else ""
+    return Outcome.refused(f"The notice about {what} was already answered{by}.")
+
+
+def decide_by_reply(
+    ctx: Context, request: PendingRequest, confirmer: str, texts: Sequence[str]
+) -> Outcome:
+    """The decision a reply to a notice asks for, on the post or request its token names."""
+    actor = confirmer or "token holder"
+    if request.kind == RequestKind.MODERATE_POST:
+        return _decide_post(ctx, request, actor, texts)
+    return _decide_request(ctx, request, actor, texts)
+
+
+def _decide_post(
+    ctx: Context, request: PendingRequest, actor: str, texts: Sequence[str]
+) -> Outcome:
+    from listserv import moderation
+
+    post_id = (request.payload or {}).get("post_id")
+    post = ctx.session.get(Post, post_id) if isinstance(post_id, int) else None
+    mlist = ctx.session.get(MailingList, request.list_id) if request.list_id else None
+    if post is None or mlist is None:
+        return Outcome.refused("That held post is no longer on record.")
+    if post.status != PostStatus.HELD:
+        by = post.decided_by or request.resolved_by or "another moderator"
+        return Outcome.refused(f"Post {post.id} was already handled by {by}.")
+    unusable = _unusable(ctx, request, f"post {post.id}", f"APPROVE {mlist.name.upper()} {post.id}")
+    if unusable is not None:
+        return unusable
+    decision = parse_decision(texts)
+    if decision is None:
+        return _ask_again(f"post {post.id}")
+    action, reason = decision
+    if action == "approve":
+        return moderation.approve_post(ctx, post, actor=actor, auth="confirmed-reply")
+    if action == "reject":
+        return moderation.reject_post(ctx, post, actor=actor, auth="confirmed-reply", reason=reason)
+    return moderation.discard_post(ctx, post, actor=actor, auth="confirmed-reply")
+
+
+def _decide_request(
+    ctx: Context, request: PendingRequest, actor: str, texts: Sequence[str]
+) -> Outcome:
+    from listserv.commands.owner import discard_request
+
+    request_id = (request.payload or {}).get("request_id")
+    pending = ctx.session.get(PendingRequest, request_id) if isinstance(request_id, int) else None
+    mlist = ctx.session.get(MailingList, request.list_id) if request.list_id else None
+    if pending is None or mlist is None or pending.kind != RequestKind.SUBSCRIBE:
+        return Outcome.refused("That subscription request is no longer on record.")
+    if pending.status != RequestStatus.AWAITING_APPROVAL:
+        close_request_tokens(ctx, pending, pending.resolved_by or actor)
+        by = pending.resolved_by or "another owner"
+        return Outcome.refused(f"Request R{pending.id} was already handled by {by}.")
+    unusable = _unusable(
+        ctx, request, f"request R{pending.id}", f"APPROVE {mlist.name.upper()} R{pending.id}"
+    )
+    if unusable is not None:
+        return unusable
+    decision = parse_decision(texts)
+    if decision is None:
+        return _ask_again(f"the request from {pending.address}")
+    action, reason = decision
+    if action == "discard":
+        outcome = discard_request(ctx, pending, actor=actor, auth="confirmed-reply")
+    else:
+        outcome = subscriptions.decide(
+            ctx,
+            pending,
+            approve=action == "approve",
+            actor=actor,
+            auth="confirmed-reply",
+            reason=reason,
+        )
+    close_request_tokens(ctx, pending, actor)
+    # The welcome or refusal went to the requester; the owner who replied hears too.
+    return replace(outcome, notified=False)
+
+
+def close_request_tokens(ctx: Context, pending: PendingRequest, actor: str) -> None:
+    """Retire the reply tokens of a subscription request that is no longer awaiting approval."""
+    if pending.status == RequestStatus.AWAITING_APPROVAL:
+        return
+    tokens = ctx.session.scalars(
+        select(PendingRequest).where(
+            PendingRequest.kind == RequestKind.MODERATE_REQUEST,
+            PendingRequest.list_id == pending.list_id,
+            PendingRequest.address_key == roster.address_key(pending.address),
+            PendingRequest.status.in_((RequestStatus.PENDING, RequestStatus.EXPIRED)),
+        )
+    )
+    for token in tokens:
+        if (token.payload or {}).get("request_id") == pending.id:
+            token.status = RequestStatus.DONE
+            token.resolved_at = ctx.now
+            token.resolved_by = (pending.resolved_by or actor)[:320]

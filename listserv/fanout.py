@@ -1,0 +1,122 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Fan-out: an accepted post becomes one outbox job addressed to every receiving member.
+
+Input: an accepted `Post` (its original bytes) and its list.
+Output: an `OutboxJob` whose `raw` is the shared decorated copy, built once, plus one
+`outbox_recipients` row per member in regular delivery with delivery enabled, each
+carrying the member's signed unsubscribe token; the post gets the copy's size and
+SHA-256 and the recipient count.
+Trusts: the roster (who receives) and the templates (the FOIA footer).
+
+The roster is streamed in keyset batches straight into the outbox, so a 100,000-member
+list never sits in memory. Everything happens in the caller's transaction: the post
+is archived and its job exists together, or neither does. Personalized jobs get their
+List-Unsubscribe headers per recipient from the delivery worker's personalizer
+(`decorate.personalize`, with `{web.base_url}/unsubscribe/{list}/{token}`); a bulk job
+has one copy for everyone, so it carries the -leave mailto and the list page here,
+without a one-click header (there is no member token to click with).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from listserv import notices, outbox, roster
+from listserv.context import Context
+from listserv.decorate import ListIdentity, decorate_post
+from listserv.models import MailingList, OutboxJob, Post
+from listserv.outbox import RecipientSpec
+from listserv.tokens import unsubscribe_token
+
+#: Members read from the roster and inserted into the outbox per round trip.
+BATCH = 2000
+
+
+def list_identity(ctx: Context, mlist: MailingList) -> ListIdentity:
+    """The list as decoration sees it; the list page serves as help and archive page."""
+    page = f"{ctx.settings.web.base_url}/lists/{mlist.name}"
+    return ListIdentity(
+        name=mlist.name,
+        display_name=mlist.display_name,
+        domain=mlist.domain,
+        subject_prefix=mlist.subject_prefix,
+        dmarc_mitigation=mlist.dmarc_mitigation,
+        original_sender_header=mlist.original_sender_header,
+        archive_url=page,
+        help_url=page,
+    )
+
+
+def render_footers(ctx: Context, mlist: MailingList) -> tuple[str, str]:
+    """The FOIA footer as text and HTML, from templates/footer.{txt,html}.j2."""
+    view = notices.list_view(ctx, mlist)
+    text = ctx.templates.render("footer.txt.j2", list=view)
+    html = ctx.templates.render("footer.html.j2", list=view)
+    return text, html
+
+
+def bulk_unsubscribe_headers(shared: bytes, mlist: MailingList, page_url: str) -> bytes:
+    """Splice ``List-Unsubscribe: <mailto:LIST-leave@…>, <list page>`` into a bulk copy.
+
+    Spliced at the end of the header block (the first empty line), as
+    `decorate.personalize` does for member copies; no List-Unsubscribe-Post, because
+    a one-click POST needs a member's own token.
+    """
+    nl = shared.find(b"\n")
+    eol = b"\r\n" if nl > 0 and shared[nl - 1] == 13 else b"\n"
+    end = shared.find(eol + eol)
+    cut = len(shared) if end < 0 else end + len(eol)
+    header = (
+        f"List-Unsubscribe: <mailto:{mlist.address('-leave')}>,".encode()
+        + eol
+        + f" <{page_url}>".encode()
+        + eol
+    )
+    return shared[:cut] + header + shared[cut:]
+
+
+def build_shared_copy(ctx: Context, mlist: MailingList, post: Post) -> bytes:
+    """The one decorated copy of a post every recipient's copy is made from."""
+    footer_text, footer_html = render_footers(ctx, mlist)
+    shared = decorate_post(post.raw, list_identity(ctx, mlist), footer_text, footer_html)
+    if mlist.delivery_style != "personalized":
+        page = f"{ctx.settings.web.base_url}/lists/{mlist.name}"
+        shared = bulk_unsubscribe_headers(shared, mlist, page)
+    return shared
+
+
+def start_fanout(ctx: Context, mlist: MailingList, post: Post) -> OutboxJob:
+    """Queue the post for every receiving member; returns the job."""
+    personalized = mlist.delivery_style == "personalized"
+    shared = build_shared_copy(ctx, mlist, post)
+    post.decorated_size = len(shared)
+    post.decorated_sha256 = hashlib.sha256(shared).hexdigest()
+    job = outbox.enqueue(
+        ctx.session,
+        mail_from=mlist.address("-bounces"),
+        recipients=[],
+        raw=shared,
+        retry_for=timedelta(hours=ctx.settings.delivery.retry_for_hours),
+        kind="post",
+        list_id=mlist.id,
+        post_id=post.id,
+        personalized=personalized,
+        verp=personalized,
+        now=ctx.now,
+    )
+    secret = ctx.settings.site.secret.get()
+    total = 0
+    for batch in roster.iter_receiving_members(ctx.session, mlist.id, batch=BATCH):
+        specs = [
+            RecipientSpec(
+                address,
+                member_id,
+                unsubscribe_token(secret, member_id, mlist.name, nonce) if personalized else "",
+            )
+            for member_id, address, nonce in batch
+        ]
+        outbox.add_recipients(ctx.session, job, specs, ctx.now)
+        total += len(specs)
+    post.recipient_count = total
+    return job

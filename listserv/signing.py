@@ -1,0 +1,169 @@
+# SPDX-License-Identifier: Apache-2.0
+"""DKIM signatures and ARC seals on what we send, when the site configures a key.
+
+Input: the bytes of a copy about to go to the relay, and the list's domain (d=).
+Output: the same bytes with a `DKIM-Signature` (every copy) and, for posts, an ARC
+set (`ARC-Seal`, `ARC-Message-Signature`, `ARC-Authentication-Results`) prepended.
+Trusts: the configured key, and the `Authentication-Results` headers carrying our
+MTA's authserv-id (the MTA must strip forged ones, as OpenDKIM/OpenDMARC do).
+
+Why both: a list changes From, Subject and body, so the poster's DKIM no longer
+verifies; our DKIM (d= the list's domain, covering From, List-Id,
+List-Unsubscribe and List-Unsubscribe-Post as Gmail and Yahoo require of bulk
+senders) gives the copy an aligned signature of its own, and the ARC seal tells
+receivers what our MTA saw on the way in (SPF, DKIM, DMARC of the original).
+
+Cost: dkimpy signs with pure-Python RSA, about 12 ms a signature on this machine
+(benchmarks/fanout.py measures it). The ARC seal covers only headers shared by
+every member's copy, so a post is sealed once; the DKIM signature covers the
+member's own List-Unsubscribe, so a personalized copy is signed once per member
+and bulk or service copies once per job.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import dkim
+from dkim.crypto import UnparsableKeyError, parse_pem_private_key
+
+if TYPE_CHECKING:
+    from listserv.config import Settings
+
+#: What the DKIM signature covers. Absent headers are signed too, as "must stay absent".
+DKIM_HEADERS: tuple[bytes, ...] = (
+    b"from",
+    b"to",
+    b"cc",
+    b"subject",
+    b"date",
+    b"message-id",
+    b"reply-to",
+    b"list-id",
+    b"list-unsubscribe",
+    b"list-unsubscribe-post",
+    b"mime-version",
+    b"content-type",
+)
+
+#: What the ARC message signature covers: headers every member's copy shares, never
+#: the per-member List-Unsubscribe, so one seal serves the whole post.
+ARC_HEADERS: tuple[bytes, ...] = (
+    b"from",
+    b"to",
+    b"cc",
+    b"subject",
+    b"date",
+    b"message-id",
+    b"reply-to",
+    b"in-reply-to",
+    b"references",
+    b"list-id",
+    b"list-post",
+    b"mime-version",
+    b"content-type",
+)
+
+_AUTH_RESULTS = re.compile(rb"^Authentication-Results:[^\n]*\n(?:[ \t][^\n]*\n)*", re.I | re.M)
+
+
+class SigningKeyError(Exception):
+    """The configured private key cannot be used."""
+
+
+def check_private_key(pem: bytes) -> None:
+    try:
+        key = parse_pem_private_key(pem)
+    except (UnparsableKeyError, ValueError, IndexError) as exc:
+        raise SigningKeyError(f"not a PEM RSA private key ({exc})") from None
+    if key["modulus"].bit_length() < 1024:
+        raise SigningKeyError("the RSA key is shorter than 1024 bits; use 2048")
+
+
+def _eol(message: bytes) -> bytes:
+    nl = message.find(b"\n")
+    return b"\r\n" if nl > 0 and message[nl - 1 : nl] == b"\r" else b"\n"
+
+
+def _header_block(message: bytes) -> bytes:
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        end = message.find(separator)
+        if end >= 0:
+            return message[: end + len(separator)]
+    return message
+
+
+class Signer:
+    """Signs with one key; `sign` per copy, `seal` once per post."""
+
+    def __init__(
+        self,
+        selector: str,
+        private_key: bytes,
+        default_domain: str,
+        authserv_id: str,
+        *,
+        arc: bool = True,
+    ) -> None:
+        check_private_key(private_key)
+        self.selector = selector.encode("ascii")
+        self.private_key = private_key
+        self.default_domain = default_domain
+        self.authserv_id = authserv_id.encode("ascii")
+        self.arc = arc
+
+    def sign(self, message: bytes, domain: str = "") -> bytes:
+        """The message with a DKIM-Signature (d= `domain`, relaxed/relaxed) on top."""
+        signature = dkim.sign(
+            message,
+            self.selector,
+            (domain or self.default_domain).encode("ascii"),
+            self.private_key,
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=list(DKIM_HEADERS),
+            linesep=_eol(message),
+        )
+        return signature + message
+
+    def seal(self, shared: bytes, domain: str = "", original: bytes = b"") -> bytes:
+        """The shared copy with our ARC set on top, recording our MTA's results.
+
+        The results are read from the shared copy, or from the original post when
+        decoration did not keep them (the "wrap" DMARC mitigation). No results from
+        our MTA means no seal: there is nothing for ARC to vouch for.
+        """
+        if not self.arc:
+            return shared
+        head = _header_block(shared)
+        sealed_input = shared
+        if not _AUTH_RESULTS.search(head) and original:
+            found = _AUTH_RESULTS.findall(_header_block(original).replace(b"\r\n", b"\n"))
+            if found:
+                eol = _eol(shared)
+                sealed_input = b"".join(h.replace(b"\n", eol) for h in found) + shared
+        arc_set: Sequence[bytes] = dkim.arc_sign(
+            sealed_input,
+            self.selector,
+            (domain or self.default_domain).encode("ascii"),
+            self.private_key,
+            self.authserv_id,
+            include_headers=list(ARC_HEADERS),
+            linesep=_eol(shared),
+        )
+        return b"".join(arc_set) + shared
+
+
+def make_signer(settings: Settings) -> Signer | None:
+    """The site's signer, or None when [dkim] is not configured (signing is off)."""
+    config = settings.dkim
+    if config is None:
+        return None
+    return Signer(
+        config.selector,
+        config.private_key,
+        config.domain,
+        config.authserv_id,
+        arc=config.arc,
+    )

@@ -1,0 +1,208 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The web application: every route and the middleware order, in one visible place.
+
+Handlers are thin: read the request, run the page function (database work)
+in a worker thread so the SMTP intake sharing this event loop never waits on
+SQLite, render the page. Form posts that browsers make (join, confirm) are
+refused when the browser says they come from another site; the one-click
+unsubscribe POST is not, because mail providers' servers send it.
+
+Middleware, outermost first: AccessLog (redacted), SecurityHeaders, then
+Starlette's own (server errors, routing, HTTP errors) — so even a 500 page
+carries the security headers and gets a log line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
+
+from listserv.config import Settings
+from listserv.templates import Templates
+from listserv.web import confirm, listinfo, unsubscribe
+from listserv.web.pages import Link, Page, Web, client_host, message, read_form, render, text_field
+from listserv.web.security import AccessLog, SecurityHeaders, is_cross_site
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def _web(request: Request) -> Web:
+    web: Web = request.app.state.web
+    return web
+
+
+def _cross_site_page() -> Page:
+    return message(
+        403,
+        "This form could not be accepted",
+        "Nothing was changed. The form was sent from another website; use the form on "
+        "this site's own page.",
+        next_steps=[Link("See all mailing lists", "/lists")],
+    )
+
+
+def _refuse_cross_site(request: Request, web: Web) -> Response | None:
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
+    if is_cross_site(request.headers, (web.origin, own)):
+        return render(request, web, _cross_site_page())
+    return None
+
+
+async def index(request: Request) -> Response:
+    return RedirectResponse(request.scope.get("root_path", "") + "/lists", status_code=302)
+
+
+async def lists_index(request: Request) -> Response:
+    web = _web(request)
+    return render(request, web, await run_in_threadpool(listinfo.lists_page, web))
+
+
+async def list_page(request: Request) -> Response:
+    web = _web(request)
+    name = request.path_params["name"]
+    return render(request, web, await run_in_threadpool(listinfo.list_page, web, name))
+
+
+async def join(request: Request) -> Response:
+    web = _web(request)
+    refused = _refuse_cross_site(request, web)
+    if refused is not None:
+        return refused
+    form = await read_form(request)
+    fields = listinfo.JoinForm(
+        name=text_field(form, "name"),
+        title=text_field(form, "title"),
+        address=text_field(form, "address"),
+    )
+    page = await run_in_threadpool(
+        listinfo.join, web, request.path_params["name"], fields, client_host(request)
+    )
+    web.on_outbox()
+    return render(request, web, page)
+
+
+async def confirm_get(request: Request) -> Response:
+    web = _web(request)
+    token = request.path_params["token"]
+    return render(request, web, await run_in_threadpool(confirm.confirm_page, web, token))
+
+
+async def confirm_post(request: Request) -> Response:
+    web = _web(request)
+    refused = _refuse_cross_site(request, web)
+    if refused is not None:
+        return refused
+    form = await read_form(request)
+    page = await run_in_threadpool(
+        confirm.confirm_action,
+        web,
+        request.path_params["token"],
+        text_field(form, "form_key"),
+        client_host(request),
+    )
+    web.on_outbox()
+    return render(request, web, page)
+
+
+async def unsubscribe_get(request: Request) -> Response:
+    web = _web(request)
+    params = request.path_params
+    page = await run_in_threadpool(
+        unsubscribe.unsubscribe_page, web, params["list"], params["token"]
+    )
+    return render(request, web, page)
+
+
+async def unsubscribe_post(request: Request) -> Response:
+    web = _web(request)
+    params = request.path_params
+    form = await read_form(request)
+    page = await run_in_threadpool(
+        unsubscribe.one_click,
+        web,
+        params["list"],
+        params["token"],
+        text_field(form, "List-Unsubscribe"),
+        client_host(request),
+    )
+    web.on_outbox()
+    return render(request, web, page)
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/", index, methods=["GET"]),
+    Route("/lists", lists_index, methods=["GET"]),
+    Route("/lists/{name}", list_page, methods=["GET"]),
+    Route("/lists/{name}/join", join, methods=["POST"]),
+    Route("/confirm/{token}", confirm_get, methods=["GET"]),
+    Route("/confirm/{token}", confirm_post, methods=["POST"]),
+    Route("/unsubscribe/{list}/{token}", unsubscribe_get, methods=["GET"]),
+    Route("/unsubscribe/{list}/{token}", unsubscribe_post, methods=["POST"]),
+    Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+]
+
+_ERROR_PAGES: dict[int, tuple[str, str]] = {
+    400: ("Bad request", "The request could not be understood."),
+    404: ("Page not found", "There is no page at this address."),
+    405: ("Not allowed", "This page cannot be used that way."),
+    413: ("Too much data", "The form sent more data than this site accepts."),
+}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    heading, text = _ERROR_PAGES.get(exc.status_code, ("Error", "The request failed."))
+    page = message(
+        exc.status_code,
+        heading,
+        text,
+        next_steps=[Link("See all mailing lists", "/lists")],
+        headers=dict(exc.headers or {}),
+    )
+    return render(request, _web(request), page)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    page = message(
+        500,
+        "Something went wrong",
+        "Nothing was changed. Please try again in a few minutes.",
+        next_steps=[Link("See all mailing lists", "/lists")],
+    )
+    return render(request, _web(request), page)
+
+
+def create_app(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    templates: Templates,
+    *,
+    on_outbox: Callable[[], None] | None = None,
+    joins_per_client_per_hour: int | None = None,
+) -> ASGIApp:
+    """The ASGI application for one site; `on_outbox` wakes an embedded delivery worker."""
+    web = Web(
+        settings=settings,
+        factory=factory,
+        templates=templates,
+        on_outbox=on_outbox or (lambda: None),
+        joins_per_client_per_hour=(
+            joins_per_client_per_hour or settings.limits.requests_per_sender_per_hour
+        ),
+    )
+    app = Starlette(
+        routes=ROUTES,
+        exception_handlers={HTTPException: _http_error, 500: _server_error},
+    )
+    app.state.web = web
+    return AccessLog(SecurityHeaders(app, hsts=settings.web.base_url.startswith("https://")))

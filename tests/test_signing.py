@@ -1,0 +1,219 @@
+# SPDX-License-Identifier: Apache-2.0
+"""DKIM signatures and ARC seals, verified with dkimpy against a key the test makes."""
+
+from __future__ import annotations
+
+import base64
+import email.policy
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import dkim
+import pytest
+
+from listserv.app import Service, build_service
+from listserv.config import ConfigError, Settings
+from listserv.decorate import ListIdentity, decorate_post, personalize
+from listserv.signing import Signer
+from tests.conftest import make_message, make_settings, wait_for
+from tests.relay_helpers import (
+    DOMAIN,
+    LIST,
+    ScriptedRelay,
+    add_members,
+    enqueue_post,
+    shared_copy,
+    smtp_delivery,
+)
+
+SELECTOR = "lists2025"
+AUTH_RESULTS = (
+    "lists.example.gov; spf=pass smtp.mailfrom=agency.gov;"
+    " dkim=pass header.d=agency.gov; dmarc=pass header.from=agency.gov"
+)
+
+
+@pytest.fixture(scope="module")
+def key_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """A fresh 2048-bit RSA key and its DNS TXT record (v=DKIM1; p=…)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("making a test key needs the openssl command")
+    key = tmp_path_factory.mktemp("dkim") / "private.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            str(key),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    public = subprocess.run(
+        ["openssl", "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+
+def dns_for(record: bytes) -> Callable[..., bytes | None]:
+    def lookup(name: bytes, *args: Any, **kwargs: Any) -> bytes | None:
+        return record if name == f"{SELECTOR}._domainkey.lists.example.gov.".encode() else None
+
+    return lookup
+
+
+def signer_for(key: Path) -> Signer:
+    return Signer(SELECTOR, key.read_bytes(), "lists.example.gov", "lists.example.gov")
+
+
+def post_with_auth_results() -> bytes:
+    message = make_message(subject="Signed post")
+    message["Authentication-Results"] = AUTH_RESULTS
+    return message.as_bytes(policy=email.policy.SMTP)
+
+
+def signed_tag(message: bytes, header: bytes, tag: str) -> str:
+    block = message.split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ").replace(b"\r\n\t", b" ")
+    line = next(x for x in block.split(b"\r\n") if x.lower().startswith(header.lower() + b":"))
+    found = re.search(rf"\b{tag}=([^;]*)", line.decode())
+    assert found is not None
+    return re.sub(r"\s+", "", found.group(1))
+
+
+def test_dkim_signature_covers_the_members_unsubscribe_headers(
+    key_pair: tuple[Path, bytes],
+) -> None:
+    key, record = key_pair
+    copy = personalize(shared_copy(), "https://lists.example.gov/unsubscribe/sm-cop/1.abc")
+    signed = signer_for(key).sign(copy, "lists.example.gov")
+    assert dkim.verify(signed, dnsfunc=dns_for(record))
+    covered = signed_tag(signed, b"DKIM-Signature", "h").lower().split(":")
+    for name in (
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "list-id",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+    ):
+        assert name in covered
+    assert signed_tag(signed, b"DKIM-Signature", "d") == "lists.example.gov"
+    # Someone else's unsubscribe link does not verify.
+    forged = signed.replace(b"/sm-cop/1.abc", b"/sm-cop/2.xyz")
+    assert not dkim.verify(forged, dnsfunc=dns_for(record))
+
+
+def decorated_post() -> bytes:
+    """A post as our MTA hands it over (with its Authentication-Results), decorated."""
+    identity = ListIdentity(
+        LIST,
+        "SM-COP",
+        DOMAIN,
+        "[SM-COP]",
+        "munge",
+        "reply-to",
+        "https://lists.example.gov/lists/sm-cop",
+    )
+    return decorate_post(post_with_auth_results(), identity, "FOIA", "<p>FOIA</p>")
+
+
+def test_one_arc_seal_serves_every_members_copy(key_pair: tuple[Path, bytes]) -> None:
+    key, record = key_pair
+    signer = signer_for(key)
+    sealed = signer.seal(decorated_post(), DOMAIN)
+    assert sealed.startswith(b"ARC-Seal:")
+    aar = signed_tag(sealed, b"ARC-Authentication-Results", "i")
+    assert aar == "1"
+    recorded = sealed.split(b"ARC-Authentication-Results:", 1)[1].split(b"\r\nARC", 1)[0]
+    assert b"spf=pass" in recorded and b"dmarc=pass" in recorded
+    for token in ("1.aaa", "2.bbb"):
+        copy = signer.sign(personalize(sealed, f"https://x.gov/unsubscribe/sm-cop/{token}"), DOMAIN)
+        assert dkim.verify(copy, dnsfunc=dns_for(record))
+        cv, _, reason = dkim.arc_verify(copy, dnsfunc=dns_for(record))
+        assert cv == dkim.CV_Pass, reason
+
+
+def test_wrapped_post_is_sealed_with_the_original_results(key_pair: tuple[Path, bytes]) -> None:
+    key, record = key_pair
+    shared = shared_copy()  # no Authentication-Results of its own
+    sealed = signer_for(key).seal(shared, "lists.example.gov", post_with_auth_results())
+    assert b"ARC-Authentication-Results: i=1; lists.example.gov" in sealed
+    assert b"\r\nAuthentication-Results:" not in sealed
+    cv, _, reason = dkim.arc_verify(sealed, dnsfunc=dns_for(record))
+    assert cv == dkim.CV_Pass, reason
+
+
+def test_no_results_from_our_mta_means_no_seal(key_pair: tuple[Path, bytes]) -> None:
+    key, _ = key_pair
+    shared = shared_copy()
+    assert signer_for(key).seal(shared, "lists.example.gov", shared) == shared
+
+
+async def test_delivered_copies_are_signed_and_sealed(
+    key_pair: tuple[Path, bytes], sqlite_url: str, tmp_path: Path
+) -> None:
+    key, record = key_pair
+    relay = ScriptedRelay()
+    await relay.start()
+    settings = make_settings(
+        sqlite_url,
+        tmp_path / "var",
+        delivery=smtp_delivery(relay),
+        dkim={"selector": SELECTOR, "private_key_file": str(key)},
+    )
+    service: Service = build_service(settings)
+    await service.start()
+    try:
+        add_members(service.factory, ["jane@agency.gov", "bob@army.mil"])
+        enqueue_post(service.factory, settings, raw=decorated_post())
+        service.outbox_ready.set()
+        await wait_for(lambda: len(relay.transactions) == 2, timeout=20)
+    finally:
+        await service.stop()
+        await relay.stop()
+    for transaction in relay.transactions:
+        data = transaction.data
+        assert dkim.verify(data, dnsfunc=dns_for(record)), transaction.rcpt_tos
+        cv, _, reason = dkim.arc_verify(data, dnsfunc=dns_for(record))
+        assert cv == dkim.CV_Pass, reason
+        assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in data
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ({"selector": "bad selector", "private_key_file": "k.pem"}, "dkim.selector"),
+        ({"selector": "s1"}, "dkim.private_key_file"),
+        ({"selector": "s1", "private_key_file": "missing.pem"}, "dkim.private_key_file"),
+        ({"selector": "s1", "private_key_file": "garbage.pem"}, "dkim.private_key_file"),
+        ({"selector": "s1", "private_key_file": "k.pem", "colour": 1}, "dkim.colour"),
+    ],
+)
+def test_bad_signing_configuration_names_the_key(
+    table: dict[str, Any], key: str, sqlite_url: str, tmp_path: Path, key_pair: tuple[Path, bytes]
+) -> None:
+    var = tmp_path / "var"
+    var.mkdir()
+    shutil.copy(key_pair[0], var / "k.pem")
+    (var / "garbage.pem").write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n")
+    with pytest.raises(ConfigError) as caught:
+        make_settings(sqlite_url, var, dkim=table)
+    assert caught.value.key == key
+
+
+def test_signing_is_off_unless_configured(sqlite_settings: Settings) -> None:
+    from listserv.signing import make_signer
+
+    assert sqlite_settings.dkim is None and make_signer(sqlite_settings) is None

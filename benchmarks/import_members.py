@@ -66,8 +66,17 @@ def run_import(config: Path, roster: Path, *extra: str) -> tuple[float, float, d
     env.pop("LISTSERV_DATABASE_URL", None)
     started = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, "-m", "listserv", "members", "import", "sm-cop", str(roster), "--json",
-         *extra],
+        [
+            sys.executable,
+            "-m",
+            "listserv",
+            "members",
+            "import",
+            "sm-cop",
+            str(roster),
+            "--json",
+            *extra,
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -104,8 +113,10 @@ def main() -> None:
         f"already {summary['already_members']:,}, duplicates {summary['duplicates']:,}, "
         f"refused {summary['refused']:,}"
     )
-    print(f"  {args.count / seconds:,.0f} records/s; aim < 30 s and < 200 MB: "
-          f"{'OK' if seconds < 30 and peak < 200 else 'MISSED'}")
+    print(
+        f"  {args.count / seconds:,.0f} records/s; aim < 30 s and < 200 MB: "
+        f"{'OK' if seconds < 30 and peak < 200 else 'MISSED'}"
+    )
     again, peak2, summary2 = run_import(config, roster, "--dry-run")
     print(
         f"re-check of the same file (--dry-run, {summary2['already_members']:,} already members): "

@@ -139,9 +139,14 @@ class Service:
             await _wait(self.inbound_ready, 2.0)
             self.inbound_ready.clear()
             while True:
-                n = await asyncio.to_thread(
-                    process_pending, self.factory, self.settings, self.templates
-                )
+                try:
+                    n = await asyncio.to_thread(
+                        process_pending, self.factory, self.settings, self.templates
+                    )
+                except Exception:  # the database is unreachable: retry, never stop
+                    log.exception("processing round failed; retrying shortly")
+                    await asyncio.sleep(1.0)
+                    break
                 if n:
                     self.outbox_ready.set()
                 if n < 100:

@@ -225,6 +225,16 @@ def strip_password(raw: bytes, secrets: Sequence[str]) -> bytes:
     return new_head + eol + eol + REMOVED_BODY.encode("ascii").replace(b"\r\n", eol)
 
 
+def scrub_raw(raw: bytes) -> bytes:
+    """`raw` without any `Approved:` password it carries, for any stage that keeps mail.
+
+    The processing stage's failure path and the posting address (Mailman's
+    pre-approved posts) keep raw bytes too; this is the one way to clean them.
+    """
+    secrets = _secrets_in(parse_message(raw))
+    return strip_password(raw, secrets) if secrets else raw
+
+
 def _scrub_message(msg: EmailMessage, secrets: Sequence[str]) -> None:
     """Remove the password from the parsed message the stages share, in place."""
     for name in APPROVED_HEADERS:

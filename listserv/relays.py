@@ -27,6 +27,7 @@ import re
 import socket
 import ssl
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,9 +97,12 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 def wire_format(message: bytes) -> bytes:
     """The DATA payload: CRLF line ends, leading dots doubled, ending in CRLF.CRLF."""
-    crlf = message.count(b"\r\n")
-    if crlf != message.count(b"\n") or crlf != message.count(b"\r"):
-        message = _LINE_END.sub(b"\r\n", message)
+    if b"\r" not in message:
+        message = message.replace(b"\n", b"\r\n")
+    else:
+        crlf = message.count(b"\r\n")
+        if crlf != message.count(b"\n") or crlf != message.count(b"\r"):
+            message = _LINE_END.sub(b"\r\n", message)
     if message.startswith(b"."):
         message = b"." + message
     message = message.replace(b"\n.", b"\n..")
@@ -116,8 +120,15 @@ class _Transaction:
     results: SendResult = field(default_factory=dict)
     accepted: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)  # recipients whose RCPT was sent
-    replies: int = 0  # replies we expect for the envelope: MAIL + RCPTs + DATA
+    mail_reply: tuple[int, str] = (0, "")
     answered: bool = False  # the relay has said something about this transaction
+    requeued: bool = False
+
+    def reset(self) -> None:
+        self.results.clear()
+        self.accepted.clear()
+        self.waiting = []
+        self.answered = False
 
     def resolve(self) -> None:
         if not self.future.done():
@@ -132,47 +143,223 @@ class _ProtocolError(Exception):
     """The relay said something that is not an SMTP reply."""
 
 
-class _Connection:
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.timeout = timeout
+# What a pipelined reply answers.
+_MAIL, _RCPT, _DATA, _END = range(4)
+
+
+class _Link(asyncio.Protocol):
+    """One SMTP connection, driven by the relay's replies as they arrive.
+
+    Commands and awaited replies (`command()`) serve the greeting, EHLO, STARTTLS,
+    AUTH and relays without PIPELINING. With PIPELINING, `pipeline()` runs a state
+    machine from `data_received`: every reply pops what it answers from `expect`,
+    and the next transaction's envelope is written with the current message, so the
+    connection costs one read and one write per message and no coroutine switches.
+    """
+
+    def __init__(self, relay: SMTPRelay) -> None:
+        self.relay = relay
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.texts: list[str] = []
+        self.replies: deque[tuple[int, str]] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.expect: deque[tuple[int, _Transaction, int]] = deque()
+        self.idle: asyncio.Future[None] | None = None
         self.extensions: dict[str, str] = {}
-        self.last_used = time.monotonic()
-        self.used = False
+        self.error: Exception | None = None
         self.closing = False  # the relay said 421
+        self.last_used = time.monotonic()
+        self.progress = 0.0
+        self.watchdog: asyncio.TimerHandle | None = None
+
+    # transport callbacks ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.progress = asyncio.get_running_loop().time()
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._broken(exc or ConnectionError("the relay closed the connection"))
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self.progress = asyncio.get_running_loop().time()
+        buffer = self.buffer
+        start = 0
+        try:
+            while True:
+                end = buffer.find(b"\n", start)
+                if end < 0:
+                    break
+                line = bytes(buffer[start:end]).rstrip(b"\r")
+                start = end + 1
+                code = line[:3]
+                if len(line) < 3 or not code.isdigit():
+                    raise _ProtocolError(f"not an SMTP reply: {line[:80]!r}")
+                self.texts.append(line[4:].decode("utf-8", "replace"))
+                if line[3:4] == b"-":
+                    continue
+                text = "\n".join(self.texts)
+                self.texts = []
+                number = int(code)
+                if number == 421:
+                    self.closing = True
+                if self.expect:
+                    self._answer(number, text)
+                else:
+                    self.replies.append((number, text))
+                    if self.waiter is not None and not self.waiter.done():
+                        self.waiter.set_result(None)
+        except _ProtocolError as exc:
+            self._broken(exc)
+            if self.transport is not None:
+                self.transport.abort()
+        del buffer[:start]
+
+    def _arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.watchdog = loop.call_later(max(self.relay.timeout / 4, 0.05), self._check)
+
+    def _check(self) -> None:
+        """No reply for `timeout` seconds while one is owed: give the connection up."""
+        if self.transport is None or self.error is not None:
+            return
+        owed = bool(self.expect) or (self.waiter is not None and not self.waiter.done())
+        now = asyncio.get_running_loop().time()
+        if owed and now - self.progress > self.relay.timeout:
+            self._broken(TimeoutError(f"no reply from the relay in {self.relay.timeout:.0f} s"))
+            self.transport.abort()
+            return
+        self._arm()
+
+    def _broken(self, exc: Exception) -> None:
+        if self.error is not None:
+            return
+        self.error = exc
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc)
+        self.relay._give_back({txn for _, txn, _ in self.expect}, exc)
+        self.expect.clear()
+        if self.idle is not None and not self.idle.done():
+            self.idle.set_exception(exc)
+
+    # awaited commands ---------------------------------------------------------
+
+    async def reply(self) -> tuple[int, str]:
+        while not self.replies:
+            if self.error is not None:
+                raise self.error
+            self.waiter = asyncio.get_running_loop().create_future()
+            async with asyncio.timeout(self.relay.timeout):
+                await self.waiter
+        return self.replies.popleft()
+
+    async def command(self, line: str | bytes) -> tuple[int, str]:
+        self.write(line if isinstance(line, bytes) else line.encode("utf-8"), b"\r\n")
+        return await self.reply()
+
+    def write(self, *data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        assert self.transport is not None
+        self.transport.write(b"".join(data))
 
     def has(self, keyword: str) -> bool:
         return keyword in self.extensions
 
-    async def reply(self) -> tuple[int, str]:
-        """One (possibly multi-line) reply."""
-        texts: list[str] = []
-        while True:
-            line = await self.reader.readline()
-            if not line.endswith(b"\n"):
-                raise ConnectionError("the relay closed the connection")
-            code = line[:3]
-            if len(line) < 4 or not code.isdigit():
-                raise _ProtocolError(f"not an SMTP reply: {line[:80]!r}")
-            texts.append(line[4:].rstrip(b"\r\n").decode("utf-8", "replace"))
-            if line[3:4] != b"-":
-                number = int(code)
-                if number == 421:
-                    self.closing = True
-                return number, "\n".join(texts)
-
-    async def command(self, line: str | bytes) -> tuple[int, str]:
-        data = line if isinstance(line, bytes) else line.encode("utf-8")
-        self.writer.write(data + b"\r\n")
-        async with asyncio.timeout(self.timeout):
-            return await self.reply()
+    def usable(self) -> bool:
+        return (
+            self.error is None
+            and not self.closing
+            and self.transport is not None
+            and not self.transport.is_closing()
+            and time.monotonic() - self.last_used < self.relay.idle_timeout
+        )
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.writer.close()
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
+    # pipelined transactions ---------------------------------------------------
+
+    async def pipeline(self, first: _Transaction) -> None:
+        """Send `first` and whatever queues behind it; returns when nothing is in flight."""
+        self.idle = asyncio.get_running_loop().create_future()
+        envelope = self._begin(first)
+        if envelope:
+            self.write(envelope)
+        else:
+            self._continue(b"")
+        try:
+            await self.idle
+        finally:
+            self.idle = None
+            self.last_used = time.monotonic()
+
+    def _begin(self, txn: _Transaction) -> bytes:
+        """The envelope of `txn`, with what its replies will answer queued in `expect`."""
+        envelope = self.relay._envelope(self, txn)
+        if not envelope:
+            txn.resolve()
+            return b""
+        expect = self.expect
+        expect.append((_MAIL, txn, 0))
+        expect.extend((_RCPT, txn, i) for i in range(len(txn.waiting)))
+        expect.append((_DATA, txn, 0))
+        return envelope
+
+    def _continue(self, out: bytes) -> None:
+        """Add the next queued transaction's envelope to `out` and write it, or go idle."""
+        while not self.closing:
+            following = self.relay._next()
+            if following is None:
+                break
+            envelope = self._begin(following)
+            if envelope:
+                out += envelope
+                break
+        if out:
+            self.write(out)
+        if not self.expect and self.idle is not None and not self.idle.done():
+            self.idle.set_result(None)
+
+    def _answer(self, code: int, text: str) -> None:
+        kind, txn, index = self.expect.popleft()
+        if kind == _RCPT:
+            rcpt = txn.waiting[index]
+            if txn.mail_reply[0] >= 400:
+                txn.results[rcpt] = txn.mail_reply
+            elif code >= 400:
+                txn.results[rcpt] = (code, text)
+            else:
+                txn.accepted.append(rcpt)
+        elif kind == _MAIL:
+            txn.answered = True
+            txn.mail_reply = (code, text)
+        elif kind == _DATA:
+            if code == 354:
+                self.expect.append((_END, txn, 0))
+                self._continue(wire_format(txn.message) if txn.accepted else b".\r\n")
+                return
+            for rcpt in txn.accepted:
+                txn.results[rcpt] = (code, text)
+            txn.accepted = []
+            txn.resolve()
+            if not self.expect:
+                self._continue(b"")
+        else:  # _END: the relay's answer to the message itself
+            for rcpt in txn.accepted:
+                txn.results[rcpt] = (code, text)
+            txn.resolve()
+            if not self.expect:
+                self._continue(b"")
 
 
 class SMTPRelay:
@@ -181,7 +368,9 @@ class SMTPRelay:
     `send()` queues a transaction; each of `connections` workers takes transactions
     from the queue and, when the relay offers PIPELINING, sends the next envelope
     together with the current message. STARTTLS and AUTH PLAIN/LOGIN are spoken when
-    configured; SMTPUTF8 and BODY=8BITMIME are used when the message needs them.
+    configured; SMTPUTF8 and BODY=8BITMIME are used when the message needs them. A
+    transaction the relay never answered because the connection broke is tried once
+    more on a fresh connection; otherwise a broken connection defers its recipients.
     """
 
     def __init__(
@@ -235,155 +424,41 @@ class SMTPRelay:
             while not self._queue.empty():
                 self._queue.get_nowait().fail(RelayUnavailable("relay client closed"))
 
-    # -------------------------------------------------------------- connections
-
-    async def _open(self) -> _Connection:
-        try:
-            async with asyncio.timeout(self.timeout):
-                reader, writer = await asyncio.open_connection(self.host, self.port)
-                conn = _Connection(reader, writer, self.timeout)
-                code, text = await conn.reply()
-                if code != 220:
-                    conn.close()
-                    raise RelayUnavailable(f"relay greeted with {code} {text}")
-                await self._ehlo(conn)
-                if self.starttls:
-                    if not conn.has("STARTTLS"):
-                        conn.close()
-                        raise RelayUnavailable("relay does not offer STARTTLS")
-                    code, text = await conn.command("STARTTLS")
-                    if code != 220:
-                        conn.close()
-                        raise RelayUnavailable(f"STARTTLS refused: {code} {text}")
-                    context = self.tls_context or ssl.create_default_context()
-                    await writer.start_tls(context, server_hostname=self.host)
-                    await self._ehlo(conn)
-                if self.username:
-                    await self._login(conn)
-        except RelayUnavailable:
-            raise
-        except (OSError, TimeoutError, _ProtocolError, ssl.SSLError) as exc:
-            raise RelayUnavailable(f"cannot reach relay {self.host}:{self.port}: {exc}") from exc
-        return conn
-
-    async def _ehlo(self, conn: _Connection) -> None:
-        code, text = await conn.command(f"EHLO {self.helo_name}")
-        if code != 250:
-            code, text = await conn.command(f"HELO {self.helo_name}")
-            if code != 250:
-                conn.close()
-                raise RelayUnavailable(f"relay refused HELO: {code} {text}")
-            conn.extensions = {}
-            return
-        extensions: dict[str, str] = {}
-        for line in text.split("\n")[1:]:
-            keyword, _, value = line.strip().partition(" ")
-            extensions[keyword.upper()] = value
-        conn.extensions = extensions
-
-    async def _login(self, conn: _Connection) -> None:
-        mechanisms = conn.extensions.get("AUTH", "").upper().split()
-        if "PLAIN" in mechanisms:
-            token = base64.b64encode(
-                b"\0" + self.username.encode() + b"\0" + self.password.encode()
-            ).decode()
-            code, text = await conn.command(f"AUTH PLAIN {token}")
-        elif "LOGIN" in mechanisms:
-            code, text = await conn.command("AUTH LOGIN")
-            if code == 334:
-                code, text = await conn.command(base64.b64encode(self.username.encode()))
-            if code == 334:
-                code, text = await conn.command(base64.b64encode(self.password.encode()))
-        else:
-            conn.close()
-            raise RelayUnavailable("relay offers no AUTH PLAIN or LOGIN")
-        if code != 235:
-            conn.close()
-            raise RelayUnavailable(f"relay refused our login: {code} {text}")
-
-    # -------------------------------------------------------------- transactions
+    # ------------------------------------------------------------------ workers
 
     async def _work(self) -> None:
         assert self._queue is not None
-        conn: _Connection | None = None
+        link: _Link | None = None
         try:
             while True:
                 txn = await self._queue.get()
                 if txn.future.done():
                     continue
-                if conn is not None and (
-                    conn.closing
-                    or conn.reader.at_eof()
-                    or time.monotonic() - conn.last_used > self.idle_timeout
-                ):
-                    await self._quit(conn)
-                    conn = None
+                if link is not None and not link.usable():
+                    await self._quit(link)
+                    link = None
+                if link is None:
+                    try:
+                        link = await self._open()
+                    except RelayUnavailable as exc:
+                        txn.fail(exc)
+                        continue
                 try:
-                    conn = await self._deliver(conn, txn)
+                    if link.has("PIPELINING"):
+                        await link.pipeline(txn)
+                    else:
+                        await self._lockstep(link, txn)
+                except (OSError, TimeoutError, _ProtocolError) as exc:
+                    link.close()
+                    link = None
+                    if not txn.future.done():
+                        self._give_back({txn}, exc)
                 except BaseException:
                     txn.fail(RelayUnavailable("relay client stopped"))
                     raise
         finally:
-            if conn is not None:
-                conn.close()
-
-    async def _deliver(self, conn: _Connection | None, txn: _Transaction) -> _Connection | None:
-        """Send `txn` (and whatever queues behind it); the connection to keep, if any."""
-        for attempt in (1, 2):
-            reused = conn is not None
-            if conn is None:
-                try:
-                    conn = await self._open()
-                except RelayUnavailable as exc:
-                    txn.fail(exc)
-                    return None
-            try:
-                if conn.has("PIPELINING"):
-                    await self._pipelined(conn, txn)
-                else:
-                    await self._lockstep(conn, txn)
-            except (OSError, TimeoutError, _ProtocolError, asyncio.IncompleteReadError) as exc:
-                conn.close()
-                conn = None
-                # A reused connection the relay had quietly dropped: try once more afresh.
-                if attempt == 1 and reused and not txn.answered and not txn.future.done():
-                    txn.results.clear()
-                    txn.accepted.clear()
-                    continue
-                txn.fail(RelayUnavailable(f"relay connection lost: {exc or type(exc).__name__}"))
-                return None
-            conn.last_used = time.monotonic()
-            conn.used = True
-            return None if conn.closing else conn
-        return conn
-
-    def _envelope(self, conn: _Connection, txn: _Transaction) -> bytes:
-        """MAIL, RCPT… and DATA for `txn`; recipients the relay cannot take are answered now."""
-        params = ""
-        sender_utf8 = not txn.sender.isascii()
-        if sender_utf8 or not all(r.isascii() for r in txn.recipients):
-            if conn.has("SMTPUTF8"):
-                params += " SMTPUTF8"
-            else:
-                refusal = (553, "5.6.7 the relay does not support SMTPUTF8")
-                for rcpt in txn.recipients:
-                    if sender_utf8 or not rcpt.isascii():
-                        txn.results[rcpt] = refusal
-        limit = conn.extensions.get("SIZE", "")
-        if limit.isdigit() and int(limit) and len(txn.message) > int(limit):
-            for rcpt in txn.recipients:
-                txn.results[rcpt] = (552, f"5.3.4 message larger than the relay's limit {limit}")
-        if not txn.message.isascii() and conn.has("8BITMIME"):
-            params += " BODY=8BITMIME"
-        txn.waiting = [r for r in txn.recipients if r not in txn.results]
-        if not txn.waiting:
-            txn.replies = 0
-            return b""
-        txn.replies = len(txn.waiting) + 2
-        parts = [f"MAIL FROM:<{txn.sender}>{params}\r\n"]
-        parts.extend(f"RCPT TO:<{rcpt}>\r\n" for rcpt in txn.waiting)
-        parts.append("DATA\r\n")
-        return "".join(parts).encode("utf-8")
+            if link is not None:
+                link.close()
 
     def _next(self) -> _Transaction | None:
         assert self._queue is not None
@@ -393,110 +468,161 @@ class SMTPRelay:
                 return txn
         return None
 
-    async def _pipelined(self, conn: _Connection, first: _Transaction) -> None:
-        """RFC 2920: envelope in one write; the next envelope rides with this content."""
-        txn: _Transaction | None = first
-        conn.writer.write(self._envelope(conn, first))
-        try:
-            while txn is not None:
-                go = False
-                if txn.replies:
-                    async with asyncio.timeout(self.timeout):
-                        mail = await conn.reply()
-                        txn.answered = True
-                        rcpts = [await conn.reply() for _ in txn.waiting]
-                        data = await conn.reply()
-                    go = self._envelope_answers(txn, mail, rcpts, data)
-                following = None if conn.closing else self._next()
-                if go:
-                    payload = wire_format(txn.message) if txn.accepted else b".\r\n"
-                    if following is not None:
-                        payload += self._envelope(conn, following)
-                    conn.writer.write(payload)
-                    async with asyncio.timeout(self.timeout):
-                        final = await conn.reply()
-                    for rcpt in txn.accepted:
-                        txn.results[rcpt] = final
-                elif following is not None:
-                    conn.writer.write(self._envelope(conn, following))
-                txn.resolve()
-                txn = following
-        except BaseException:
-            if txn is not None and txn is not first and not txn.future.done():
-                # Its envelope was written on a connection now lost: give it back.
-                txn.results.clear()
-                txn.accepted.clear()
-                assert self._queue is not None
+    def _give_back(self, txns: set[_Transaction], exc: BaseException) -> None:
+        """A broken connection's transactions: unanswered ones are tried once more."""
+        for txn in txns:
+            if txn.future.done():
+                continue
+            if not txn.answered and not txn.requeued and self._queue is not None:
+                txn.requeued = True
+                txn.reset()
                 self._queue.put_nowait(txn)
-            raise
-
-    def _envelope_answers(
-        self,
-        txn: _Transaction,
-        mail: tuple[int, str],
-        rcpts: list[tuple[int, str]],
-        data: tuple[int, str],
-    ) -> bool:
-        """Record MAIL/RCPT answers; True when the relay wants the content (354)."""
-        for rcpt, answer in zip(txn.waiting, rcpts, strict=True):
-            if mail[0] >= 400:
-                txn.results[rcpt] = mail
-            elif answer[0] >= 400:
-                txn.results[rcpt] = answer
             else:
-                txn.accepted.append(rcpt)
-        if data[0] != 354:
-            for rcpt in txn.accepted:
-                txn.results[rcpt] = data
-            txn.accepted = []
-            return False
-        return True
+                txn.fail(RelayUnavailable(f"relay connection lost: {exc or type(exc).__name__}"))
 
-    async def _lockstep(self, conn: _Connection, txn: _Transaction) -> None:
+    # -------------------------------------------------------------- connections
+
+    async def _open(self) -> _Link:
+        loop = asyncio.get_running_loop()
+        link = _Link(self)
+        try:
+            async with asyncio.timeout(self.timeout):
+                await loop.create_connection(lambda: link, self.host, self.port)
+                code, text = await link.reply()
+                if code != 220:
+                    raise RelayUnavailable(f"relay greeted with {code} {text}")
+                await self._ehlo(link)
+                if self.starttls:
+                    if not link.has("STARTTLS"):
+                        raise RelayUnavailable("relay does not offer STARTTLS")
+                    code, text = await link.command("STARTTLS")
+                    if code != 220:
+                        raise RelayUnavailable(f"STARTTLS refused: {code} {text}")
+                    assert link.transport is not None
+                    context = self.tls_context or ssl.create_default_context()
+                    transport = await loop.start_tls(
+                        link.transport, link, context, server_hostname=self.host
+                    )
+                    assert isinstance(transport, asyncio.Transport)
+                    link.transport = transport
+                    await self._ehlo(link)
+                if self.username:
+                    await self._login(link)
+        except RelayUnavailable:
+            link.close()
+            raise
+        except (OSError, TimeoutError, _ProtocolError, ssl.SSLError) as exc:
+            link.close()
+            raise RelayUnavailable(f"cannot reach relay {self.host}:{self.port}: {exc}") from exc
+        return link
+
+    async def _ehlo(self, link: _Link) -> None:
+        code, text = await link.command(f"EHLO {self.helo_name}")
+        if code != 250:
+            code, text = await link.command(f"HELO {self.helo_name}")
+            if code != 250:
+                raise RelayUnavailable(f"relay refused HELO: {code} {text}")
+            link.extensions = {}
+            return
+        extensions: dict[str, str] = {}
+        for line in text.split("\n")[1:]:
+            keyword, _, value = line.strip().partition(" ")
+            extensions[keyword.upper()] = value
+        link.extensions = extensions
+
+    async def _login(self, link: _Link) -> None:
+        mechanisms = link.extensions.get("AUTH", "").upper().split()
+        if "PLAIN" in mechanisms:
+            token = base64.b64encode(
+                b"\0" + self.username.encode() + b"\0" + self.password.encode()
+            ).decode()
+            code, text = await link.command(f"AUTH PLAIN {token}")
+        elif "LOGIN" in mechanisms:
+            code, text = await link.command("AUTH LOGIN")
+            if code == 334:
+                code, text = await link.command(base64.b64encode(self.username.encode()))
+            if code == 334:
+                code, text = await link.command(base64.b64encode(self.password.encode()))
+        else:
+            raise RelayUnavailable("relay offers no AUTH PLAIN or LOGIN")
+        if code != 235:
+            raise RelayUnavailable(f"relay refused our login: {code} {text}")
+
+    # ------------------------------------------------------------ transactions
+
+    def _envelope(self, link: _Link, txn: _Transaction) -> bytes:
+        """MAIL, RCPT… and DATA for `txn`; recipients the relay cannot take are answered now."""
+        params = ""
+        sender_utf8 = not txn.sender.isascii()
+        if sender_utf8 or not all(r.isascii() for r in txn.recipients):
+            if link.has("SMTPUTF8"):
+                params += " SMTPUTF8"
+            else:
+                refusal = (553, "5.6.7 the relay does not support SMTPUTF8")
+                for rcpt in txn.recipients:
+                    if sender_utf8 or not rcpt.isascii():
+                        txn.results[rcpt] = refusal
+        limit = link.extensions.get("SIZE", "")
+        if limit.isdigit() and int(limit) and len(txn.message) > int(limit):
+            for rcpt in txn.recipients:
+                txn.results[rcpt] = (552, f"5.3.4 message larger than the relay's limit {limit}")
+        if not txn.message.isascii() and link.has("8BITMIME"):
+            params += " BODY=8BITMIME"
+        results = txn.results
+        txn.waiting = (
+            [r for r in txn.recipients if r not in results] if results else list(txn.recipients)
+        )
+        if not txn.waiting:
+            return b""
+        rcpts = "".join(f"RCPT TO:<{rcpt}>\r\n" for rcpt in txn.waiting)
+        return f"MAIL FROM:<{txn.sender}>{params}\r\n{rcpts}DATA\r\n".encode()
+
+    async def _lockstep(self, link: _Link, txn: _Transaction) -> None:
         """One command per round trip, for relays that do not offer PIPELINING."""
-        envelope = self._envelope(conn, txn)
+        envelope = self._envelope(link, txn)
         if not envelope:
             txn.resolve()
             return
         lines = envelope.split(b"\r\n")
-        mail = await conn.command(lines[0])
+        mail = await link.command(lines[0])
         txn.answered = True
         if mail[0] >= 400:
             for rcpt in txn.waiting:
                 txn.results[rcpt] = mail
-            await self._reset(conn)
+            await self._reset(link)
             txn.resolve()
             return
         for rcpt, line in zip(txn.waiting, lines[1:], strict=False):
-            answer = await conn.command(line)
+            answer = await link.command(line)
             if answer[0] >= 400:
                 txn.results[rcpt] = answer
             else:
                 txn.accepted.append(rcpt)
         if not txn.accepted:
-            await self._reset(conn)
+            await self._reset(link)
             txn.resolve()
             return
-        data = await conn.command(b"DATA")
+        data = await link.command(b"DATA")
         if data[0] != 354:
             for rcpt in txn.accepted:
                 txn.results[rcpt] = data
-            await self._reset(conn)
+            await self._reset(link)
             txn.resolve()
             return
-        conn.writer.write(wire_format(txn.message))
-        async with asyncio.timeout(self.timeout):
-            final = await conn.reply()
+        link.write(wire_format(txn.message))
+        final = await link.reply()
         for rcpt in txn.accepted:
             txn.results[rcpt] = final
         txn.resolve()
+        link.last_used = time.monotonic()
 
-    async def _reset(self, conn: _Connection) -> None:
-        if not conn.closing:
-            await conn.command(b"RSET")
+    async def _reset(self, link: _Link) -> None:
+        if not link.closing:
+            await link.command(b"RSET")
+        link.last_used = time.monotonic()
 
-    async def _quit(self, conn: _Connection) -> None:
+    async def _quit(self, link: _Link) -> None:
         with contextlib.suppress(Exception):
-            if not conn.closing and not conn.reader.at_eof():
-                await asyncio.wait_for(conn.command(b"QUIT"), 2.0)
-        conn.close()
+            if link.error is None and not link.closing:
+                await asyncio.wait_for(link.command(b"QUIT"), 2.0)
+        link.close()

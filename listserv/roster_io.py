@@ -91,7 +91,7 @@ class Problem:
 class ImportPlan:
     format: str
     records: int = 0
-    ignored: int = 0  # framing lines of a LISTSERV REVIEW, comments, blank lines
+    ignored: int = 0  # the framing lines of a LISTSERV REVIEW
     to_add: list[NewMember] = field(default_factory=list)
     already: list[Problem] = field(default_factory=list)
     duplicates: list[Problem] = field(default_factory=list)
@@ -168,88 +168,131 @@ def _split_name_address(cell: str) -> tuple[str, str]:
     return "", text.strip().strip("<>").rstrip(",;")
 
 
-def _read_csv(lines: Sequence[str]) -> Iterator[Entry]:
+@dataclass(frozen=True)
+class _CsvLayout:
+    start: int  # index of the first data row
+    delimiter: str
+    columns: dict[str, int]
+    first_last: tuple[int, int] | None = None
+    role: int | None = None
+
+
+def _csv_layout(lines: Sequence[str]) -> _CsvLayout | None:
+    """Where the data starts and which column holds what (None: no rows at all)."""
     start = next((i for i, ln in enumerate(lines) if ln.strip()), len(lines))
     if start == len(lines):
-        return
+        return None
     delimiter = _delimiter(lines[start])
-    reader = csv.reader(lines[start:], delimiter=delimiter)
-    columns = {"address": 0, "name": 1, "title": 2}
-    first_last: tuple[int, int] | None = None
-    role_col: int | None = None
-    for offset, cells in enumerate(reader):
-        number = start + offset + 1
-        if offset == 0 and _is_header(cells):
-            names = [c.strip().lower() for c in cells]
-            columns = {}
-            for i, name in enumerate(names):
-                for key, known in (
-                    ("address", _ADDRESS_HEADERS),
-                    ("name", _NAME_HEADERS),
-                    ("title", _TITLE_HEADERS),
-                ):
-                    if name in known and key not in columns:
-                        columns[key] = i
-                if name in _ROLE_HEADERS:
-                    role_col = i
-            if "address" not in columns:
-                raise RosterFileError("the CSV header names no address column (address or email)")
-            firsts = [i for i, n in enumerate(names) if n in _FIRST_HEADERS]
-            lasts = [i for i, n in enumerate(names) if n in _LAST_HEADERS]
-            if "name" not in columns and firsts and lasts:
-                first_last = (firsts[0], lasts[0])
-            continue
-        if not any(c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
-            continue
-
-        def cell(index: int | None, cells: list[str] = cells) -> str:
-            return cells[index].strip() if index is not None and index < len(cells) else ""
-
-        name, address = _split_name_address(cell(columns.get("address")))
-        if "name" in columns and cell(columns["name"]):
-            name = cell(columns["name"])
-        elif first_last is not None:
-            name = f"{cell(first_last[0])} {cell(first_last[1])}".strip()
-        text = delimiter.join(cells)
-        yield Entry(
-            number,
-            text,
-            address,
-            name,
-            cell(columns.get("title")),
-            cell(role_col).lower(),
-        )
+    cells = next(csv.reader([lines[start]], delimiter=delimiter), [])
+    if not _is_header(cells):
+        return _CsvLayout(start, delimiter, {"address": 0, "name": 1, "title": 2})
+    names = [c.strip().lower() for c in cells]
+    columns: dict[str, int] = {}
+    role: int | None = None
+    for i, name in enumerate(names):
+        for key, known in (
+            ("address", _ADDRESS_HEADERS),
+            ("name", _NAME_HEADERS),
+            ("title", _TITLE_HEADERS),
+        ):
+            if name in known and key not in columns:
+                columns[key] = i
+        if name in _ROLE_HEADERS:
+            role = i
+    if "address" not in columns:
+        raise RosterFileError("the CSV header names no address column (address or email)")
+    firsts = [i for i, n in enumerate(names) if n in _FIRST_HEADERS]
+    lasts = [i for i, n in enumerate(names) if n in _LAST_HEADERS]
+    first_last = (firsts[0], lasts[0]) if "name" not in columns and firsts and lasts else None
+    return _CsvLayout(start + 1, delimiter, columns, first_last, role)
 
 
-def _read_lines(lines: Sequence[str], fmt: str, skipped: list[int]) -> Iterator[Entry]:
-    for number, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if fmt == "listserv" and (_LISTSERV_FRAME.match(line) or "@" not in line.split()[0]):
-            skipped.append(number)  # REVIEW's header, footer and command echo
-            continue
-        if fmt == "mailman" or ("<" in line and ">" in line):
-            name, address = _split_name_address(line)
-            yield Entry(number, line, address, name)
-            continue
-        first, _, rest = line.partition(" ")
-        if "\t" in first:
-            first, _, more = first.partition("\t")
-            rest = f"{more} {rest}"
-        yield Entry(number, line, first.strip().rstrip(",;"), " ".join(rest.split()))
+class RosterFile:
+    """An import file: its lines, its format, and its records, read lazily.
+
+    Records are produced one at a time so a 100,000-line import never holds
+    them all; `ignored` counts LISTSERV framing lines once they are read.
+    """
+
+    def __init__(self, text: str, fmt: str = "auto") -> None:
+        self.lines = text.splitlines()
+        self.format = detect_format(self.lines) if fmt == "auto" else fmt
+        if self.format not in FORMATS:
+            raise RosterFileError(
+                f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)} or auto"
+            )
+        self.layout = _csv_layout(self.lines) if self.format == "csv" else None
+        self.ignored = 0
+        self._titles: dict[str, str] = {}
+
+    @property
+    def size(self) -> int:
+        """Lines that are not blank: the progress bar's total."""
+        return sum(1 for ln in self.lines if ln.strip())
+
+    def entries(self) -> Iterator[Entry]:
+        if self.format == "csv":
+            return self._csv()
+        return self._plain()
+
+    def _title(self, title: str) -> str:
+        # Job titles repeat ("Public Affairs Specialist"): keep one copy of each.
+        return self._titles.setdefault(title, title)
+
+    def _csv(self) -> Iterator[Entry]:
+        layout = self.layout
+        if layout is None:
+            return
+        lines = self.lines
+        reader = csv.reader(lines[layout.start :], delimiter=layout.delimiter)
+        columns = layout.columns
+        for offset, cells in enumerate(reader):
+            index = layout.start + offset
+            if not any(c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
+                continue
+
+            def cell(i: int | None, cells: list[str] = cells) -> str:
+                return cells[i].strip() if i is not None and i < len(cells) else ""
+
+            name, address = _split_name_address(cell(columns.get("address")))
+            if "name" in columns and cell(columns["name"]):
+                name = cell(columns["name"])
+            elif layout.first_last is not None:
+                name = f"{cell(layout.first_last[0])} {cell(layout.first_last[1])}".strip()
+            yield Entry(
+                index + 1,
+                lines[index] if index < len(lines) else "",
+                address,
+                name,
+                self._title(cell(columns.get("title"))),
+                cell(layout.role).lower(),
+            )
+
+    def _plain(self) -> Iterator[Entry]:
+        fmt = self.format
+        for number, raw in enumerate(self.lines, start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if fmt == "listserv" and (_LISTSERV_FRAME.match(line) or "@" not in line.split()[0]):
+                self.ignored += 1  # REVIEW's header, footer and command echo
+                continue
+            if fmt == "mailman" or ("<" in line and ">" in line):
+                name, address = _split_name_address(line)
+                yield Entry(number, line, address, name)
+                continue
+            first, _, rest = line.partition(" ")
+            if "\t" in first:
+                first, _, more = first.partition("\t")
+                rest = f"{more} {rest}"
+            yield Entry(number, line, first.strip().rstrip(",;"), " ".join(rest.split()))
 
 
 def read_roster(text: str, fmt: str = "auto") -> tuple[str, list[Entry], int]:
-    """(format, records, lines ignored) of an import file's text."""
-    lines = text.splitlines()
-    if fmt == "auto":
-        fmt = detect_format(lines)
-    if fmt not in FORMATS:
-        raise RosterFileError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)} or auto")
-    skipped: list[int] = []
-    entries = list(_read_csv(lines) if fmt == "csv" else _read_lines(lines, fmt, skipped))
-    return fmt, entries, len(skipped)
+    """(format, records, lines ignored) of an import file's text, all at once."""
+    source = RosterFile(text, fmt)
+    entries = list(source.entries())
+    return source.format, entries, source.ignored
 
 
 # -- deciding ----------------------------------------------------------------
@@ -367,8 +410,9 @@ def plan_import(
         if key in existing:
             plan.already.append(Problem(entry.line, shown, "already a member", entry.address))
             continue
+        stored = _stored_address(entry.address)
         plan.to_add.append(
-            NewMember(_stored_address(entry.address), key, entry.name[:200], entry.title[:200])
+            NewMember(stored, stored if stored == key else key, entry.name[:200], entry.title[:200])
         )
     if progress is not None:
         progress(plan.records % 1000)

@@ -31,6 +31,7 @@ from sqlalchemy import select
 
 from listserv import roster
 from listserv.addresses import Destination, split_address
+from listserv.bans import is_banned
 from listserv.context import Context
 from listserv.message import (
     auto_reply_reason,
@@ -42,7 +43,6 @@ from listserv.message import (
     text_body_lines,
 )
 from listserv.models import MailingList, Member, Post, PostStatus, Role
-from listserv.subscriptions import is_banned
 from listserv.tokens import TOKEN_RE
 
 

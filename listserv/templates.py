@@ -15,9 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
 from listserv.config import TEMPLATES_DIR
+
+
+def _is_html(name: str | None) -> bool:
+    return bool(name) and str(name).endswith((".html", ".html.j2", ".htm"))
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,8 @@ class Templates:
         self.env = Environment(
             loader=ChoiceLoader(loaders),
             undefined=StrictUndefined,
-            autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+            # HTML (pages, and the .html.j2 mail parts) is escaped; mail text is not.
+            autoescape=_is_html,
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,

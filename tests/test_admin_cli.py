@@ -28,9 +28,18 @@ def one_line_error(result: CliResult, text: str) -> None:
 @pytest.mark.parametrize(
     "command",
     [
-        ["lists"], ["lists", "create"], ["lists", "set"], ["lists", "delete"],
-        ["members", "set"], ["members", "show"], ["members", "import"], ["members", "export"],
-        ["bans", "add"], ["owners", "password"], ["audit"], ["archive", "export"],
+        ["lists"],
+        ["lists", "create"],
+        ["lists", "set"],
+        ["lists", "delete"],
+        ["members", "set"],
+        ["members", "show"],
+        ["members", "import"],
+        ["members", "export"],
+        ["bans", "add"],
+        ["owners", "password"],
+        ["audit"],
+        ["archive", "export"],
         ["archive", "purge"],
     ],
 )
@@ -41,37 +50,64 @@ def test_every_command_has_help(config: Path, command: list[str]) -> None:
 
 def test_lists_create_then_set_with_validation_and_audit(config: Path) -> None:
     created = run_cli(
-        config, "lists", "create", "Comms-COP", "--display-name", "Comms COP",
-        "--description", "Communicators", "--owner", "lead@agency.gov",
-        "--moderator", "mod@agency.gov", "--eligible-domain", ".gov",
-        "--join-phrase", "Join Comms", "--subject-prefix", "[COMMS]",
+        config,
+        "lists",
+        "create",
+        "Comms-COP",
+        "--display-name",
+        "Comms COP",
+        "--description",
+        "Communicators",
+        "--owner",
+        "lead@agency.gov",
+        "--moderator",
+        "mod@agency.gov",
+        "--eligible-domain",
+        ".gov",
+        "--join-phrase",
+        "Join Comms",
+        "--subject-prefix",
+        "[COMMS]",
     )
     assert created.code == 0, created.stderr
     shown = run_cli(config, "lists", "show", "comms-cop", "--json").json()[0]
     assert (shown["display_name"], shown["eligible_domains"], shown["join_phrases"]) == (
-        "Comms COP", ["gov"], ["Join Comms"],
+        "Comms COP",
+        ["gov"],
+        ["Join Comms"],
     )
     assert shown["from_config"] is False
     owners = run_cli(config, "owners", "list", "comms-cop", "--json").json()
     assert [(o["address"], o["role"]) for o in owners] == [
-        ("lead@agency.gov", "owner"), ("mod@agency.gov", "moderator"),
+        ("lead@agency.gov", "owner"),
+        ("mod@agency.gov", "moderator"),
     ]
 
     changed = run_cli(
-        config, "lists", "set", "comms-cop", "moderated=yes", "non_member_action=REJECT",
-        "retention_days=365", "eligible_domains=gov,mil,fed.us", "review_policy=members",
+        config,
+        "lists",
+        "set",
+        "comms-cop",
+        "moderated=yes",
+        "non_member_action=REJECT",
+        "retention_days=365",
+        "eligible_domains=gov,mil,fed.us",
+        "review_policy=members",
     )
     assert changed.code == 0, changed.stderr
     assert "retention_days 0 → 365" in changed.stdout
     shown = run_cli(config, "lists", "show", "comms-cop", "--json").json()[0]
     assert (shown["moderated"], shown["non_member_action"], shown["retention_days"]) == (
-        True, "reject", 365,
+        True,
+        "reject",
+        365,
     )
     assert shown["eligible_domains"] == ["gov", "mil", "fed.us"]
     unchanged = run_cli(config, "lists", "set", "comms-cop", "moderated=true")
     assert "nothing changed" in unchanged.stdout
-    [event] = run_cli(config, "audit", "--list", "comms-cop", "--action", "list-change",
-                      "--json").json()
+    [event] = run_cli(
+        config, "audit", "--list", "comms-cop", "--action", "list-change", "--json"
+    ).json()
     assert event["detail"]["before"]["retention_days"] == 0
     assert event["detail"]["after"]["retention_days"] == 365
     assert (event["channel"], event["auth"]) == ("cli", "host")
@@ -102,7 +138,9 @@ def test_lists_create_then_set_with_validation_and_audit(config: Path) -> None:
 def test_lists_set_on_a_configured_list_survives_restarts_until_the_file_changes(
     config: Path, db_url: str, tmp_path: Path
 ) -> None:
-    assert run_cli(config, "lists", "set", "sm-cop", "retention_days=730", "moderated=true").code == 0
+    assert (
+        run_cli(config, "lists", "set", "sm-cop", "retention_days=730", "moderated=true").code == 0
+    )
     # Every command re-reads the configuration (as `serve` does at start).
     shown = run_cli(config, "lists", "show", "sm-cop", "--json").json()[0]
     assert (shown["retention_days"], shown["moderated"]) == (730, True)
@@ -113,28 +151,56 @@ def test_lists_set_on_a_configured_list_survives_restarts_until_the_file_changes
 
 
 def test_owners_add_remove_and_password(config: Path, db_url: str) -> None:
-    assert run_cli(config, "owners", "add", "sm-cop", "deputy@agency.gov", "--name", "Deputy").code == 0
+    assert (
+        run_cli(config, "owners", "add", "sm-cop", "deputy@agency.gov", "--name", "Deputy").code
+        == 0
+    )
     assert run_cli(config, "owners", "add", "sm-cop", "mod@agency.gov", "--moderator").code == 0
-    one_line_error(run_cli(config, "owners", "add", "sm-cop", "deputy@agency.gov"), "already an owner")
+    one_line_error(
+        run_cli(config, "owners", "add", "sm-cop", "deputy@agency.gov"), "already an owner"
+    )
     one_line_error(run_cli(config, "owners", "add", "sm-cop", "nope"), "not an email address")
 
     secret = "correct horse battery staple"
     typed = run_cli(
-        config, "owners", "password", "sm-cop", "deputy@agency.gov",
+        config,
+        "owners",
+        "password",
+        "sm-cop",
+        "deputy@agency.gov",
         input=f"{secret}\n{secret}\n",
     )
     assert typed.code == 0, typed.stderr
     assert secret not in typed.stdout
     mismatch = run_cli(
-        config, "owners", "password", "sm-cop", "deputy@agency.gov",
+        config,
+        "owners",
+        "password",
+        "sm-cop",
+        "deputy@agency.gov",
         input=f"{secret}\nsomething else entirely\n",
     )
     assert mismatch.code != 0
-    short = run_cli(config, "owners", "password", "sm-cop", "deputy@agency.gov",
-                    "--password-stdin", input="short\n")
+    short = run_cli(
+        config,
+        "owners",
+        "password",
+        "sm-cop",
+        "deputy@agency.gov",
+        "--password-stdin",
+        input="short\n",
+    )
     one_line_error(short, "at least 12 characters")
-    piped = run_cli(config, "owners", "password", "sm-cop", "mod@agency.gov", "--moderator",
-                    "--password-stdin", input="another long passphrase\n")
+    piped = run_cli(
+        config,
+        "owners",
+        "password",
+        "sm-cop",
+        "mod@agency.gov",
+        "--moderator",
+        "--password-stdin",
+        input="another long passphrase\n",
+    )
     assert piped.code == 0, piped.stderr
 
     engine = make_engine(db_url)
@@ -154,11 +220,17 @@ def test_owners_add_remove_and_password(config: Path, db_url: str) -> None:
     assert [a["target"] for a in audit] == ["deputy@agency.gov", "mod@agency.gov"]
     assert secret not in str(audit) and "argon2" not in str(audit)
 
-    one_line_error(run_cli(config, "owners", "remove", "sm-cop", "owner@digital.gov"),
-                   "named in the configuration file")
+    one_line_error(
+        run_cli(config, "owners", "remove", "sm-cop", "owner@digital.gov"),
+        "named in the configuration file",
+    )
     assert run_cli(config, "owners", "remove", "sm-cop", "deputy@agency.gov").code == 0
-    assert run_cli(config, "owners", "password", "sm-cop", "mod@agency.gov", "--moderator",
-                   "--clear").code == 0
+    assert (
+        run_cli(
+            config, "owners", "password", "sm-cop", "mod@agency.gov", "--moderator", "--clear"
+        ).code
+        == 0
+    )
     removed = run_cli(config, "audit", "--action", "owner-remove", "--json").json()
     assert removed[0]["detail"]["before"]["address"] == "deputy@agency.gov"
 
@@ -181,7 +253,8 @@ def test_audit_filters_and_json(config: Path) -> None:
     assert [e["action"] for e in jane] == ["member-add", "member-change", "member-remove"]
     change = jane[1]["detail"]
     assert (change["before"]["delivery_mode"], change["after"]["delivery_mode"]) == (
-        "regular", "nomail",
+        "regular",
+        "nomail",
     )
     actor = jane[0]["actor"]
     assert run_cli(config, "audit", "--actor", actor.upper(), "--json").json()[-1]["action"] == (

@@ -36,14 +36,21 @@ def test_suspension_stops_delivery_and_lifts_itself_at_the_date(
     ctx, mlist, member = _setup(ctx_factory)
     until = T0 + timedelta(days=14)
     changed = conduct.suspend_member(
-        ctx, mlist, member, until=until, note="second notice: personal attacks",
-        actor="owner@digital.gov", auth="host",
+        ctx,
+        mlist,
+        member,
+        until=until,
+        note="second notice: personal attacks",
+        actor="owner@digital.gov",
+        auth="host",
     )
     assert set(changed) == {"delivery_status", "suspended_until", "conduct_note"}
     ctx.session.commit()
     assert member.delivery_status == DeliveryStatus.SUSPENDED
     assert conduct.posting_restriction(member, T0) == "suspended"
-    receiving = [a for batch in roster.iter_receiving_members(ctx.session, mlist.id) for _, a, _ in batch]
+    receiving = [
+        a for batch in roster.iter_receiving_members(ctx.session, mlist.id) for _, a, _ in batch
+    ]
     assert receiving == []
     # The history says a suspended member received nothing.
     assert roster.members_at(ctx.session, mlist, T0 + timedelta(days=1)) == []
@@ -75,8 +82,13 @@ def test_moderation_until_a_date_and_standing_moderation(
 ) -> None:
     ctx, mlist, member = _setup(ctx_factory)
     conduct.moderate_member(
-        ctx, mlist, member, until=T0 + timedelta(days=7), note="reminder ignored",
-        actor="owner@digital.gov", auth="host",
+        ctx,
+        mlist,
+        member,
+        until=T0 + timedelta(days=7),
+        note="reminder ignored",
+        actor="owner@digital.gov",
+        auth="host",
     )
     other = roster.add_member(ctx.session, mlist, "john@army.mil", channel="cli", now=T0)
     conduct.moderate_member(
@@ -102,12 +114,22 @@ def test_lifting_one_measure_keeps_the_other_and_its_note(
 ) -> None:
     ctx, mlist, member = _setup(ctx_factory)
     conduct.moderate_member(
-        ctx, mlist, member, until=T0 + timedelta(days=30), note="notice",
-        actor="o@digital.gov", auth="host",
+        ctx,
+        mlist,
+        member,
+        until=T0 + timedelta(days=30),
+        note="notice",
+        actor="o@digital.gov",
+        auth="host",
     )
     conduct.suspend_member(
-        ctx, mlist, member, until=T0 + timedelta(days=3), note="temporary removal",
-        actor="o@digital.gov", auth="host",
+        ctx,
+        mlist,
+        member,
+        until=T0 + timedelta(days=3),
+        note="temporary removal",
+        actor="o@digital.gov",
+        auth="host",
     )
     assert conduct.lift_expired(ctx.session, T0 + timedelta(days=3)) == 1
     assert member.delivery_status == DeliveryStatus.ENABLED
@@ -134,7 +156,9 @@ def test_measures_need_a_future_date_and_every_step_is_audited(
     actions = [
         a
         for a in ctx.session.scalars(
-            select(AuditEvent.action).where(AuditEvent.target == member.address).order_by(AuditEvent.id)
+            select(AuditEvent.action)
+            .where(AuditEvent.target == member.address)
+            .order_by(AuditEvent.id)
         )
         if a != "member-add"
     ]
@@ -170,8 +194,14 @@ def test_members_set_and_show_on_the_command_line(
 
     future = (datetime.now(UTC) + timedelta(days=10)).date().isoformat()
     result = cli(
-        "members", "set", "sm-cop", "Jane.Doe@agency.gov",
-        "--suspend-until", future, "--note", "temporary removal after notice",
+        "members",
+        "set",
+        "sm-cop",
+        "Jane.Doe@agency.gov",
+        "--suspend-until",
+        future,
+        "--note",
+        "temporary removal after notice",
     )
     assert result.code == 0, result.stderr
     shown = cli("members", "show", "sm-cop", "jane.doe@agency.gov", "--json").json()[0]
@@ -187,8 +217,12 @@ def test_members_set_and_show_on_the_command_line(
     refused = cli("members", "set", "sm-cop", "jane.doe@agency.gov", "--enable")
     assert refused.code == 1 and "use --lift" in refused.stderr
     assert cli("members", "set", "sm-cop", "jane.doe@agency.gov", "--lift").code == 0
-    assert cli("members", "set", "sm-cop", "jane.doe@agency.gov", "--delivery", "digest",
-               "--moderated").code == 0
+    assert (
+        cli(
+            "members", "set", "sm-cop", "jane.doe@agency.gov", "--delivery", "digest", "--moderated"
+        ).code
+        == 0
+    )
     shown = cli("members", "show", "sm-cop", "jane.doe@agency.gov", "--json").json()[0]
     assert (shown["status"], shown["delivery"], shown["moderated"]) == ("enabled", "digest", True)
 
@@ -212,9 +246,14 @@ def test_enable_clears_the_bounce_record(
 ) -> None:
     ctx, mlist, member = _setup(ctx_factory)
     roster.change_member(
-        ctx.session, mlist, member,
-        {"delivery_status": DeliveryStatus.DISABLED_BOUNCING, "bounce_score": 6.0,
-         "bounce_warnings_sent": 2},
+        ctx.session,
+        mlist,
+        member,
+        {
+            "delivery_status": DeliveryStatus.DISABLED_BOUNCING,
+            "bounce_score": 6.0,
+            "bounce_warnings_sent": 2,
+        },
         channel="system",
     )
     ctx.session.commit()
@@ -223,10 +262,13 @@ def test_enable_clears_the_bounce_record(
     assert run_cli(config, "members", "set", "sm-cop", "jane.doe@agency.gov", "--enable").code == 0
     shown = run_cli(config, "members", "show", "sm-cop", "jane.doe@agency.gov", "--json").json()[0]
     assert (shown["status"], shown["bounce_score"], shown["bounce_warnings_sent"]) == (
-        "enabled", 0.0, 0,
+        "enabled",
+        0.0,
+        0,
     )
-    audit = run_cli(config, "audit", "--target", "jane.doe@agency.gov", "--action",
-                    "member-change", "--json").json()
+    audit = run_cli(
+        config, "audit", "--target", "jane.doe@agency.gov", "--action", "member-change", "--json"
+    ).json()
     assert audit[-1]["channel"] == "cli" and audit[-1]["auth"] == "host"
     assert audit[-1]["detail"]["before"]["delivery_status"] == "disabled-bouncing"
     assert audit[-1]["detail"]["after"]["delivery_status"] == "enabled"

@@ -93,6 +93,9 @@ async def hold_one(service: Service) -> int:
     msg = make_message(
         sender=f"Stan Ger <{STRANGER}>", subject="Records schedule", body="Line one.\nLine two.\n"
     )
+    msg.add_attachment(
+        b"%PDF-1.4 " * 100, maintype="application", subtype="pdf", filename="schedule.pdf"
+    )
     assert await send(service, msg) == {}
     await settle(service)
     post = post_for(service, msg["Message-ID"])
@@ -114,7 +117,14 @@ async def test_held_post_approved_on_the_host_is_delivered(configured: Service) 
 
     shown = await cli("held", "show", "sm-cop", str(post_id))
     assert shown.exit_code == 0, shown.output
-    for text in ("held", "not a member", "Subject: Records schedule", STRANGER, "Line two."):
+    for text in (
+        "held",
+        "not a member",
+        "Subject: Records schedule",
+        STRANGER,
+        "Line two.",
+        "schedule.pdf (application/pdf, 900 bytes)",
+    ):
         assert text in shown.stdout
 
     approved = await cli("held", "approve", "sm-cop", str(post_id))
@@ -126,7 +136,12 @@ async def test_held_post_approved_on_the_host_is_delivered(configured: Service) 
     copies = copies_of(configured, message_id)
     assert sorted(copies) == sorted([JANE, BOB, CAROL])
     assert all(len(c) == 1 for c in copies.values())
-    assert "Freedom of Information Act" in copies[JANE][0].get_content()
+    copy = copies[JANE][0]
+    assert copy.get_content_type() == "multipart/mixed"
+    text = copy.get_body(("plain",))
+    assert text is not None and "Line two." in text.get_content()
+    assert "Freedom of Information Act" in copy.as_string()
+    assert any(p.get_filename() == "schedule.pdf" for p in copy.iter_attachments())
 
     again = await cli("held", "approve", "sm-cop", str(post_id))
     assert again.exit_code == 1

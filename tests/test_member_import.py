@@ -46,12 +46,18 @@ solo@agency.gov
 """
 
 
-def plan(text: str, fmt: str = "auto", existing: set[str] | None = None, force: bool = False
-         ) -> roster_io.ImportPlan:
+def plan(
+    text: str, fmt: str = "auto", existing: set[str] | None = None, force: bool = False
+) -> roster_io.ImportPlan:
     detected, entries, ignored = roster_io.read_roster(text, fmt)
     return roster_io.plan_import(
-        entries, fmt=detected, rule=RULE, label="SM-COP", existing=existing or set(),
-        force=force, ignored=ignored,
+        entries,
+        fmt=detected,
+        rule=RULE,
+        label="SM-COP",
+        existing=existing or set(),
+        force=force,
+        ignored=ignored,
     )
 
 
@@ -94,7 +100,7 @@ def test_mailman_list_members_output() -> None:
             [("jane@agency.gov", "Jane Doe", "")],
         ),
         (
-            "jane@agency.gov,\"Doe, Jane\",Analyst\njohn@army.mil,John\n",
+            'jane@agency.gov,"Doe, Jane",Analyst\njohn@army.mil,John\n',
             [("jane@agency.gov", "Doe, Jane", "Analyst"), ("john@army.mil", "John", "")],
         ),
         ("jane@agency.gov\tJane Doe\tAnalyst\n", [("jane@agency.gov", "Jane Doe", "Analyst")]),
@@ -147,7 +153,11 @@ def test_each_record_lands_in_exactly_one_count() -> None:
 
     detected, entries, _ = roster_io.read_roster(text)
     result = roster_io.plan_import(
-        entries, fmt=detected, rule=RULE, label="SM-COP", existing={"old@agency.gov"},
+        entries,
+        fmt=detected,
+        rule=RULE,
+        label="SM-COP",
+        existing={"old@agency.gov"},
         bans=[compile_pattern("^spam[0-9]+@")],
     )
     assert [m.key for m in result.to_add] == ["a@agency.gov", "partner@vendor.com"]
@@ -155,10 +165,17 @@ def test_each_record_lands_in_exactly_one_count() -> None:
     assert [p.line for p in result.already] == [3]
     assert [p.line for p in result.refused] == [4, 6, 7]
     assert "--force" in result.refused[0].reason
-    assert "banned (^spam[0-9]+@)" == result.refused[2].reason
+    assert result.refused[2].reason == "banned (^spam[0-9]+@)"
     summary = result.summary()
-    assert summary["records"] == 7 == (
-        summary["added"] + summary["already_members"] + summary["duplicates"] + summary["refused"]
+    assert (
+        summary["records"]
+        == 7
+        == (
+            summary["added"]
+            + summary["already_members"]
+            + summary["duplicates"]
+            + summary["refused"]
+        )
     )
     forced = plan("x@example.com\n", force=True)
     assert [m.key for m in forced.to_add] == ["x@example.com"]
@@ -243,7 +260,9 @@ def roster_config(ctx_factory: Callable[..., Context], db_url: str, tmp_path: Pa
 
 def _counts(ctx_factory: Callable[..., Context]) -> tuple[int, int, int]:
     session = ctx_factory().session
-    members = session.scalar(select(func.count()).select_from(Member).where(Member.role == Role.MEMBER))
+    members = session.scalar(
+        select(func.count()).select_from(Member).where(Member.role == Role.MEMBER)
+    )
     joins = session.scalar(select(func.count()).where(MembershipEvent.event == "join"))
     adds = session.scalar(select(func.count()).where(AuditEvent.action == "member-add"))
     session.close()
@@ -352,7 +371,12 @@ def test_a_constraint_violation_in_a_late_batch_rolls_back_every_batch(
     with pytest.raises(sqlalchemy.exc.IntegrityError):
         roster.add_members_bulk(ctx.session, mlist, rows, actor="x", channel="cli", batch=1000)
     ctx.session.rollback()
-    assert ctx.session.scalar(select(func.count()).select_from(Member).where(Member.role == Role.MEMBER)) == 1
+    assert (
+        ctx.session.scalar(
+            select(func.count()).select_from(Member).where(Member.role == Role.MEMBER)
+        )
+        == 1
+    )
 
 
 def test_import_cli_errors_are_one_line(roster_config: Path, tmp_path: Path) -> None:
@@ -377,14 +401,23 @@ def test_each_format_imports_from_the_command_line(roster_config: Path, tmp_path
         result = run_cli(roster_config, "members", "import", "sm-cop", str(path), "--json")
         assert result.code == 0, result.stderr
     stdin = run_cli(
-        roster_config, "members", "import", "sm-cop", "-", "--json",
+        roster_config,
+        "members",
+        "import",
+        "sm-cop",
+        "-",
+        "--json",
         input="new.person@navy.mil\n",
     )
     assert stdin.json()["format"] == "plain" and stdin.json()["added"] == 1
     listed = run_cli(roster_config, "members", "list", "sm-cop", "--json").json()
     addresses = {m["address"] for m in listed}
-    assert {"JANE.DOE@agency.gov", "john.smith@army.mil", "solo@agency.gov",
-            "new.person@navy.mil"} <= addresses
+    assert {
+        "JANE.DOE@agency.gov",
+        "john.smith@army.mil",
+        "solo@agency.gov",
+        "new.person@navy.mil",
+    } <= addresses
     # jane.doe from the Mailman file was a duplicate of the LISTSERV one.
     assert sum(1 for a in addresses if a.lower() == "jane.doe@agency.gov") == 1
 
@@ -397,7 +430,9 @@ def test_export_writes_csv_that_imports_again(roster_config: Path, tmp_path: Pat
     assert list(rows[0]) == ["address", "name", "title", "role", "delivery", "status", "joined"]
     assert len(rows) == ALREADY + 1  # the members and the configured owner
     assert {r["role"] for r in rows} == {"member", "owner"}
-    assert all(r["joined"] and r["delivery"] == "regular" and r["status"] == "enabled" for r in rows)
+    assert all(
+        r["joined"] and r["delivery"] == "regular" and r["status"] == "enabled" for r in rows
+    )
     members_only = run_cli(roster_config, "members", "export", "sm-cop", "--role", "member")
     assert members_only.stdout.count("\n") == ALREADY + 1
     again = run_cli(roster_config, "members", "import", "sm-cop", str(out), "--json").json()

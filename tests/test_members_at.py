@@ -35,8 +35,9 @@ def test_members_at_follows_joins_leaves_and_delivery_changes(
     roster.change_member(s, mlist, bob, {"delivery_mode": DeliveryMode.REGULAR}, now=at(6))
     ann = roster.add_member(s, mlist, "Ann@Agency.gov", channel="web", now=at(7))
     ctx.now = at(7.5)
-    conduct.suspend_member(ctx, mlist, ann, until=at(100), note="", actor="o@digital.gov",
-                           auth="host")
+    conduct.suspend_member(
+        ctx, mlist, ann, until=at(100), note="", actor="o@digital.gov", auth="host"
+    )
     roster.add_member(s, mlist, "owner2@agency.gov", role="owner", now=at(8))
     s.commit()
 
@@ -54,7 +55,9 @@ def test_members_at_follows_joins_leaves_and_delivery_changes(
     # Everyone on the roster, receiving or not.
     everyone = roster.members_at(s, mlist, at(4.5), receiving_only=False)
     assert [(e.address_key, e.delivery_mode) for e in everyone] == [
-        ("ann@agency.gov", "regular"), ("bob@army.mil", "nomail"), ("cat@navy.mil", "regular"),
+        ("ann@agency.gov", "regular"),
+        ("bob@army.mil", "nomail"),
+        ("cat@navy.mil", "regular"),
     ]
     s.close()
 

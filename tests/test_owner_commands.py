@@ -31,7 +31,7 @@ from listserv.models import (
     RequestStatus,
     utcnow,
 )
-from listserv.owner_auth import strip_password
+from listserv.owner_auth import scrub_raw, strip_password
 from tests.admin_mail import (
     ATTACKER,
     MODERATOR,
@@ -459,6 +459,13 @@ def test_strip_password_keeps_everything_else_byte_for_byte() -> None:
     assert clean == (
         b"From: owner@digital.gov\r\nSubject: x\r\nX-Other: keep\r\n\r\nHOLD SM-COP\r\n-- \r\nsig\r\n"
     )
+
+
+def test_scrub_raw_finds_the_password_itself_and_leaves_other_mail_alone() -> None:
+    plain = b"From: a@agency.gov\r\nSubject: hi\r\n\r\nApproved by the director.\r\n"
+    assert scrub_raw(plain) == plain
+    carrying = b"From: a@agency.gov\r\nSubject: hi\r\n\r\nApproved: hunter2-hunter2\r\nHi all\r\n"
+    assert scrub_raw(carrying) == b"From: a@agency.gov\r\nSubject: hi\r\n\r\nHi all\r\n"
 
 
 def test_strip_password_rewrites_quoted_printable_parts() -> None:

@@ -79,11 +79,20 @@ def archive(ctx_factory: Callable[..., Context]) -> tuple[Context, MailingList]:
     roster.add_member(ctx.session, mlist, "c@navy.mil", channel="cli", now=T0 + timedelta(hours=3))
     # Held at 4h, approved at 6h: after c joined and a went nomail at 5h.
     add_post(
-        ctx, mlist, 3, PostStatus.ACCEPTED, T0 + timedelta(hours=4),
-        decided=T0 + timedelta(hours=6), recipients=2,
+        ctx,
+        mlist,
+        3,
+        PostStatus.ACCEPTED,
+        T0 + timedelta(hours=4),
+        decided=T0 + timedelta(hours=6),
+        recipients=2,
     )
     roster.change_member(
-        ctx.session, mlist, a, {"delivery_mode": DeliveryMode.NOMAIL}, channel="email",
+        ctx.session,
+        mlist,
+        a,
+        {"delivery_mode": DeliveryMode.NOMAIL},
+        channel="email",
         now=T0 + timedelta(hours=5),
     )
     add_post(ctx, mlist, 4, PostStatus.HELD, T0 + timedelta(hours=7))
@@ -100,8 +109,14 @@ def test_export_writes_mbox_eml_and_a_manifest_whose_hashes_match(
     ctx, mlist = archive
     out = tmp_path / "foia"
     result = records.export_archive(
-        ctx.session, mlist, out, since=T0, until=T0 + timedelta(days=1),
-        statuses=[PostStatus.ACCEPTED], generated_by="records@agency.gov", now=ctx.now,
+        ctx.session,
+        mlist,
+        out,
+        since=T0,
+        until=T0 + timedelta(days=1),
+        statuses=[PostStatus.ACCEPTED],
+        generated_by="records@agency.gov",
+        now=ctx.now,
     )
     manifest = json.loads((out / "manifest.json").read_text())
     rows = manifest["messages"]
@@ -109,7 +124,10 @@ def test_export_writes_mbox_eml_and_a_manifest_whose_hashes_match(
     assert [r["subject"] for r in rows] == ["Post number 1", "Post number 2", "Post number 3"]
     assert manifest["totals"]["by_status"] == {"accepted": 3}
     assert manifest["totals"]["archive_by_status"] == {
-        "accepted": 3, "held": 1, "rejected": 1, "discarded": 1,
+        "accepted": 3,
+        "held": 1,
+        "rejected": 1,
+        "discarded": 1,
     }
     assert manifest["totals"]["complete"] is True
     # Every .eml is the original bytes, and the manifest's hashes match the files.
@@ -148,7 +166,12 @@ def test_recipients_are_the_receiving_members_when_each_post_went_out(
     ctx, mlist = archive
     out = tmp_path / "foia"
     records.export_archive(
-        ctx.session, mlist, out, since=T0, until=T0 + timedelta(days=5), now=ctx.now,
+        ctx.session,
+        mlist,
+        out,
+        since=T0,
+        until=T0 + timedelta(days=5),
+        now=ctx.now,
     )
     rows = json.loads((out / "manifest.json").read_text())["messages"]
     files = {r["subject"]: r["recipients_file"] for r in rows}
@@ -176,15 +199,28 @@ def test_held_rejected_and_discarded_are_included_on_request_and_marked(
     ctx, mlist = archive
     out = tmp_path / "foia"
     records.export_archive(
-        ctx.session, mlist, out, since=T0, until=T0 + timedelta(days=1),
-        statuses=list(PostStatus), now=ctx.now,
+        ctx.session,
+        mlist,
+        out,
+        since=T0,
+        until=T0 + timedelta(days=1),
+        statuses=list(PostStatus),
+        now=ctx.now,
     )
     manifest = json.loads((out / "manifest.json").read_text())
     assert [r["status"] for r in manifest["messages"]] == [
-        "accepted", "accepted", "accepted", "held", "rejected", "discarded",
+        "accepted",
+        "accepted",
+        "accepted",
+        "held",
+        "rejected",
+        "discarded",
     ]
-    for status, name in (("held", "held.mbox"), ("rejected", "rejected.mbox"),
-                         ("discarded", "discarded.mbox")):
+    for status, name in (
+        ("held", "held.mbox"),
+        ("rejected", "rejected.mbox"),
+        ("discarded", "discarded.mbox"),
+    ):
         [message] = list(mailbox.mbox(str(out / name)))
         [row] = [r for r in manifest["messages"] if r["status"] == status]
         assert message["Message-ID"] == row["message_id"]
@@ -202,12 +238,21 @@ def test_export_refuses_a_non_empty_directory_and_an_empty_period(
     (tmp_path / "used" / "x").write_text("x")
     with pytest.raises(records.ExportError, match="not an empty directory"):
         records.export_archive(
-            ctx.session, mlist, tmp_path / "used", since=T0, until=T0 + timedelta(days=1),
+            ctx.session,
+            mlist,
+            tmp_path / "used",
+            since=T0,
+            until=T0 + timedelta(days=1),
             now=ctx.now,
         )
     with pytest.raises(records.ExportError, match="after its start"):
         records.export_archive(
-            ctx.session, mlist, tmp_path / "new", since=T0, until=T0, now=ctx.now,
+            ctx.session,
+            mlist,
+            tmp_path / "new",
+            since=T0,
+            until=T0,
+            now=ctx.now,
         )
 
 
@@ -218,29 +263,59 @@ def test_archive_cli_export_list_and_audit(
     config = write_config(tmp_path / "listserv.toml", db_url, tmp_path / "var")
     out = tmp_path / "foia"
     result = run_cli(
-        config, "archive", "export", "sm-cop", "--since", "2025-03-01", "--until", "2025-03-01",
-        "--out", str(out), "--include-held", "--include-rejected", "--json",
+        config,
+        "archive",
+        "export",
+        "sm-cop",
+        "--since",
+        "2025-03-01",
+        "--until",
+        "2025-03-01",
+        "--out",
+        str(out),
+        "--include-held",
+        "--include-rejected",
+        "--json",
     )
     assert result.code == 0, result.stderr
     [totals] = result.json()
     assert totals["by_status"] == {"accepted": 3, "held": 1, "rejected": 1}
     assert (out / "held.mbox").exists() and (out / "rejected.mbox").exists()
     again = run_cli(
-        config, "archive", "export", "sm-cop", "--since", "2025-03-01", "--until", "2025-03-02",
-        "--out", str(out),
+        config,
+        "archive",
+        "export",
+        "sm-cop",
+        "--since",
+        "2025-03-01",
+        "--until",
+        "2025-03-02",
+        "--out",
+        str(out),
     )
     assert again.code == 1 and "not an empty directory" in again.stderr
     baddate = run_cli(
-        config, "archive", "export", "sm-cop", "--since", "March 1", "--until", "2025-03-02",
-        "--out", str(tmp_path / "x"),
+        config,
+        "archive",
+        "export",
+        "sm-cop",
+        "--since",
+        "March 1",
+        "--until",
+        "2025-03-02",
+        "--out",
+        str(tmp_path / "x"),
     )
-    assert baddate.code == 1 and baddate.stderr.count("\n") == 1 and "is not a date" in baddate.stderr
+    assert (
+        baddate.code == 1 and baddate.stderr.count("\n") == 1 and "is not a date" in baddate.stderr
+    )
     listed = run_cli(config, "archive", "list", "sm-cop", "--json").json()
     assert [p["subject"] for p in listed][:2] == ["Post number 7", "Post number 6"]
     held = run_cli(config, "archive", "list", "sm-cop", "--status", "held", "--json").json()
     assert [p["status"] for p in held] == ["held"]
     [event] = run_cli(config, "audit", "--action", "archive-export", "--json").json()
     assert event["detail"]["totals"]["messages"] == 5
-    assert event["detail"]["manifest_sha256"] == hashlib.sha256(
-        (out / "manifest.json").read_bytes()
-    ).hexdigest()
+    assert (
+        event["detail"]["manifest_sha256"]
+        == hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
+    )

@@ -32,8 +32,10 @@ def aged(ctx_factory: Callable[..., Context]) -> tuple[Context, MailingList]:
             n += 1
             post = add_post(ctx, mlist, n, status, NOW - timedelta(days=age))
             inbound = InboundMessage(
-                mail_from="jane.doe@agency.gov", rcpt_tos=["sm-cop@lists.example.gov"],
-                raw=post.raw, received_at=post.received_at,
+                mail_from="jane.doe@agency.gov",
+                rcpt_tos=["sm-cop@lists.example.gov"],
+                raw=post.raw,
+                received_at=post.received_at,
             )
             ctx.session.add(inbound)
             ctx.session.flush()
@@ -78,8 +80,9 @@ def test_legal_hold_blocks_purge_list_delete_and_post_delete(
     aged: tuple[Context, MailingList],
 ) -> None:
     ctx, mlist = aged
-    lists.change_list(ctx.session, mlist, {"legal_hold": True}, actor="counsel@agency.gov",
-                      channel="cli")
+    lists.change_list(
+        ctx.session, mlist, {"legal_hold": True}, actor="counsel@agency.gov", channel="cli"
+    )
     result = retention.purge_list(ctx.session, mlist, NOW)
     assert (result.held, result.posts) == (True, 0)
     assert retention.apply_retention(ctx.session, NOW) == 0
@@ -91,13 +94,17 @@ def test_legal_hold_blocks_purge_list_delete_and_post_delete(
         retention.delete_posts(ctx, mlist, [post_id], actor="owner@digital.gov", auth="host")
     assert _post_count(ctx) == 8
     # Lifted: the same purge now runs.
-    lists.change_list(ctx.session, mlist, {"legal_hold": False}, actor="counsel@agency.gov",
-                      channel="cli")
+    lists.change_list(
+        ctx.session, mlist, {"legal_hold": False}, actor="counsel@agency.gov", channel="cli"
+    )
     assert retention.apply_retention(ctx.session, NOW) == 4
     changes = ctx.session.scalars(
         select(AuditEvent).where(AuditEvent.action == "list-change").order_by(AuditEvent.id)
     ).all()
-    assert [c.detail["after"] for c in changes[-2:]] == [{"legal_hold": True}, {"legal_hold": False}]
+    assert [c.detail["after"] for c in changes[-2:]] == [
+        {"legal_hold": True},
+        {"legal_hold": False},
+    ]
 
 
 def test_no_housekeeping_job_deletes_audit_records(aged: tuple[Context, MailingList]) -> None:
@@ -122,8 +129,14 @@ def test_lists_delete_and_archive_purge_on_the_command_line(
     assert run_cli(config, "lists", "set", "sm-cop", "legal_hold=true").code == 0
     purge = run_cli(config, "archive", "purge", "--json").json()
     assert purge == [
-        {"list": "sm-cop", "retention_days": 365, "cutoff": purge[0]["cutoff"],
-         "legal_hold": True, "deleted": 0, "by_status": {}}
+        {
+            "list": "sm-cop",
+            "retention_days": 365,
+            "cutoff": purge[0]["cutoff"],
+            "legal_hold": True,
+            "deleted": 0,
+            "by_status": {},
+        }
     ]
     post_ids = [str(p["id"]) for p in run_cli(config, "archive", "list", "sm-cop", "--json").json()]
     refused = run_cli(config, "archive", "delete", "sm-cop", post_ids[0], "--yes")
@@ -153,8 +166,16 @@ def test_lists_delete_is_confirmed_refused_for_configured_lists_and_audited(
     configured = run_cli(config, "lists", "delete", "sm-cop", "--yes")
     assert configured.code == 1 and "defined in" in configured.stderr
     created = run_cli(
-        config, "lists", "create", "foia-team", "--display-name", "FOIA Team",
-        "--owner", "lead@agency.gov", "--set", "retention_days=30",
+        config,
+        "lists",
+        "create",
+        "foia-team",
+        "--display-name",
+        "FOIA Team",
+        "--owner",
+        "lead@agency.gov",
+        "--set",
+        "retention_days=30",
     )
     assert created.code == 0, created.stderr
     assert run_cli(config, "members", "add", "foia-team", "a@agency.gov", "--no-welcome").code == 0

@@ -7,6 +7,7 @@ so the host's operator is audited (`auth=host`) and the first decision wins.
 
 from __future__ import annotations
 
+from email.message import EmailMessage
 from typing import Annotated
 
 import typer
@@ -81,7 +82,28 @@ def show(list_name: ListArg, post_id: PostArg) -> None:
         out.extend(lines[:BODY_LINES] or ["(no text part)"])
         if len(lines) > BODY_LINES:
             out.append(f"[… more than {BODY_LINES} lines]")
+        attachments = _attachments(msg)
+        if attachments:
+            out.append("")
+            out.append("Attachments:")
+            out.extend(f"  * {line}" for line in attachments)
     console.print("\n".join(out), markup=False, highlight=False, soft_wrap=True)
+
+
+def _attachments(msg: EmailMessage) -> list[str]:
+    """Parts a moderator cannot read here: type, file name, size."""
+    found = []
+    try:
+        for part in msg.walk():
+            if part.is_multipart() or part.get_content_disposition() != "attachment":
+                continue
+            payload = part.get_payload(decode=True)
+            size = len(payload) if isinstance(payload, bytes) else 0
+            name = part.get_filename() or "(no name)"
+            found.append(f"{name} ({part.get_content_type()}, {size:,} bytes)")
+    except Exception:
+        found.append("(the message's MIME structure could not be read)")
+    return found
 
 
 def _act(list_name: str, post_id: int, action: str, reason: str = "") -> None:

@@ -436,9 +436,10 @@ def import_members(
     except OSError as exc:
         raise CLIError(f"cannot read {file}: {exc.strerror or exc}") from None
     try:
-        detected, entries, ignored = roster_io.read_roster(roster_io.decode(data), fmt)
+        source = roster_io.RosterFile(roster_io.decode(data), fmt)
     except roster_io.RosterFileError as exc:
         raise CLIError(f"{file}: {exc}") from None
+    del data
     who = actor()
     with open_context() as ctx:
         mlist = require_list(ctx.session, list_name)
@@ -447,18 +448,19 @@ def import_members(
         matchers = bans.matchers(ctx.session, mlist)
         ctx.session.commit()  # checking takes a while: hold no lock meanwhile
         with _progress() as progress:
-            task = progress.add_task("checking", total=len(entries))
+            task = progress.add_task("checking", total=source.size)
             plan = roster_io.plan_import(
-                entries,
-                fmt=detected,
+                source.entries(),
+                fmt=source.format,
                 rule=rule,
                 label=mlist.display_name,
                 existing=existing,
                 bans=matchers,
                 force=force,
-                ignored=ignored,
                 progress=lambda n: progress.advance(task, n),
             )
+            plan.ignored = source.ignored
+            source.lines.clear()  # the file's text is no longer needed
             if not dry_run and plan.to_add:
                 # Anyone who joined while we were checking counts as already a member.
                 now_existing = _member_keys(ctx.session, mlist.id) - existing

@@ -88,7 +88,9 @@ def add(
             source=ctx.source,
             now=ctx.now,
         )
-        console.print(f"{member.address} is now {_a(role)} of {mlist.display_name}", highlight=False)
+        console.print(
+            f"{member.address} is now {_a(role)} of {mlist.display_name}", highlight=False
+        )
 
 
 @app.command("remove")

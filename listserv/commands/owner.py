@@ -160,7 +160,9 @@ def add(request: CommandRequest, args: list[str]) -> Outcome:
         return target
     mlist, rest = target
     if not rest or "@" not in rest[0]:
-        return _usage(usage)
+        return Outcome.error(
+            f"Usage: {usage} (for owners). To join yourself, send SUBSCRIBE {mlist.name.upper()}."
+        )
     address = _address(rest[0])
     verdict = check_address(address, lists.eligibility_rule(mlist), mlist.display_name)
     if isinstance(verdict, Ineligible):
@@ -204,7 +206,9 @@ def delete(request: CommandRequest, args: list[str]) -> Outcome:
         return target
     mlist, rest = target
     if len(rest) != 1 or "@" not in rest[0]:
-        return _usage(usage)
+        return Outcome.error(
+            f"Usage: {usage} (for owners). To leave yourself, send SIGNOFF {mlist.name.upper()}."
+        )
     address = _address(rest[0])
     grant = authorize(request, mlist, "delete", _line("delete", mlist, rest))
     if isinstance(grant, Outcome):

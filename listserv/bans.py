@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from listserv import audit, roster
@@ -212,7 +212,7 @@ def remove_ban(
 
 def matchers(session: Session, mlist: MailingList | None) -> list[Matcher]:
     """Compiled bans that apply to a list: its own and the site's."""
-    clause = Ban.list_id.is_(None)
+    clause: ColumnElement[bool] = Ban.list_id.is_(None)
     if mlist is not None:
         clause = clause | (Ban.list_id == mlist.id)
     return [compile_pattern(p) for p in session.scalars(select(Ban.pattern).where(clause))]

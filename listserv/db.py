@@ -51,6 +51,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
+            # Deleted or rewritten rows (a scrubbed password) are zeroed on disk.
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         # SQLite has one writer at a time. Threads of this process queue on a

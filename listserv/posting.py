@@ -19,15 +19,18 @@ to be processed again rather than half a post.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
+
+from sqlalchemy import select
 
 from listserv import audit, fanout, moderation, notices, roster
 from listserv.addresses import Recipient, parse_recipient
 from listserv.context import Context
 from listserv.message import auto_reply_reason, from_addresses, header_text
-from listserv.models import MailingList, OutboxJob, Post, PostStatus
+from listserv.models import MailingList, Member, OutboxJob, Post, PostStatus, Role
 from listserv.router import Delivery, route
 from listserv.rules import Action, Verdict, evaluate, post_context
 
@@ -97,11 +100,48 @@ def accept_post(ctx: Context, mlist: MailingList, post: Post) -> OutboxJob:
     return fanout.start_fanout(ctx, mlist, post)
 
 
+def _pre_approval(ctx: Context, mlist: MailingList, delivery: Delivery) -> str | None:
+    """The owner or moderator whose `Approved:` password the post carries, if valid.
+
+    The password is removed from the stored bytes whether or not it is right;
+    a wrong one is audited and the post goes through the rules as usual.
+    """
+    from listserv.owner_auth import take_password
+    from listserv.passwords import verify_password
+
+    password = take_password(ctx, delivery.inbound, delivery.message)
+    if password is None:
+        return None
+    staff = ctx.session.scalars(
+        select(Member).where(
+            Member.list_id == mlist.id,
+            Member.role.in_((Role.OWNER, Role.MODERATOR)),
+            Member.password_hash.is_not(None),
+        )
+    ).all()
+    for member in staff:
+        if verify_password(member.password_hash, password):
+            return member.address
+    audit.record(
+        ctx.session,
+        "post-approval-refused",
+        channel="email",
+        list_name=mlist.name,
+        actor=delivery.envelope_from,
+        source=ctx.source,
+        outcome="bad-password",
+    )
+    return None
+
+
 def receive_post(ctx: Context, delivery: Delivery) -> str:
     """Store, judge and act on one message to a posting address; a note for the log."""
     mlist = delivery.mlist
     if mlist is None:
         return "ignored: no such list"
+    # A pre-approved post (Mailman's `Approved: password`): the password is
+    # removed from everything stored before the post itself is stored.
+    approved_by = _pre_approval(ctx, mlist, delivery)
     post = store_post(ctx, mlist, delivery, PostStatus.HELD)
     verdict = evaluate(
         post_context(
@@ -113,8 +153,14 @@ def receive_post(ctx: Context, delivery: Delivery) -> str:
             post_id=post.id,
         )
     )
+    if approved_by and verdict.action == Action.HOLD:
+        # Only what a moderator could approve is approved; loops, auto-replies,
+        # oversize and bans keep their verdict.
+        verdict = replace(verdict, action=Action.ACCEPT)
     post.status = _STATUS[verdict.action]
-    post.reason = "\n".join(verdict.all_reasons)
+    post.reason = "\n".join(
+        [*verdict.all_reasons, *([f"pre-approved by {approved_by}"] if approved_by else [])]
+    )
     if verdict.action == Action.HOLD:
         moderation.hold_post(ctx, mlist, post, verdict.reasons)
         return f"post {post.id} held: {'; '.join(verdict.reasons)}"[:2000]

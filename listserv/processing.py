@@ -25,6 +25,7 @@ from listserv.inbound import unprocessed_ids
 from listserv.lists import get_list
 from listserv.message import message_id, parse_message
 from listserv.models import InboundMessage, InboundStatus, utcnow
+from listserv.owner_auth import scrub_raw
 from listserv.router import Delivery, route
 from listserv.templates import Templates
 
@@ -102,6 +103,8 @@ def process_batch(
                 log.exception("processing inbound message %d failed", row.id)
                 reason = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                 session.refresh(row)
+                # A message kept for the operator keeps no owner password.
+                row.raw = scrub_raw(row.raw)
                 row.status = InboundStatus.FAILED
                 row.reason = f"processing failed: {reason}"[:4000]
                 row.attempts += 1

@@ -317,9 +317,10 @@ def add_members_bulk(
     transaction (all or nothing) is rolled back.
     """
     now = now or utcnow()
-    member_table = Member.__table__
-    event_table = MembershipEvent.__table__
-    audit_table = AuditEvent.__table__
+    tables = Member.metadata.tables
+    member_table = tables[Member.__tablename__]
+    event_table = tables[MembershipEvent.__tablename__]
+    audit_table = tables[AuditEvent.__tablename__]
     total = 0
     chunk: list[NewMember] = []
 

@@ -87,7 +87,7 @@ def run_cli(config: Path, *args: str, input: str | bytes | None = None) -> CliRe
     """`listserv ARGS…` with LISTSERV_CONFIG=config; stdout, stderr and the exit code."""
     runner = CliRunner()
     env = {"LISTSERV_CONFIG": str(config), "LISTSERV_DATABASE_URL": None}
-    with runner.isolation(input=input, env=env) as streams:  # type: ignore[arg-type]
+    with runner.isolation(input=input, env=env) as streams:
         argv = sys.argv
         sys.argv = ["listserv", *args]
         code = 0

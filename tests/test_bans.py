@@ -131,9 +131,7 @@ def test_members_matching_names_current_members_a_new_ban_covers(
     ]
 
 
-def test_bans_cli_adds_lists_and_removes_with_one_line_errors(
-    settings: object, db_url: str, tmp_path: Path
-) -> None:
+def test_bans_cli_adds_lists_and_removes_with_one_line_errors(db_url: str, tmp_path: Path) -> None:
     config = write_config(tmp_path / "listserv.toml", db_url, tmp_path / "var")
     ok = run_cli(config, "bans", "add", "sm-cop", "*@spam.example", "--reason", "spam")
     assert ok.code == 0, ok.stderr

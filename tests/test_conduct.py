@@ -183,9 +183,9 @@ def test_housekeeping_lists_the_conduct_and_retention_jobs() -> None:
 
 
 def test_members_set_and_show_on_the_command_line(
-    ctx_factory: Callable[..., Context], settings: object, db_url: str, tmp_path: Path
+    ctx_factory: Callable[..., Context], db_url: str, tmp_path: Path
 ) -> None:
-    ctx, mlist, member = _setup(ctx_factory)
+    ctx, _, _ = _setup(ctx_factory)
     ctx.session.close()
     config = write_config(tmp_path / "listserv.toml", db_url, tmp_path / "var")
 

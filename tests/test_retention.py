@@ -108,22 +108,22 @@ def test_legal_hold_blocks_purge_list_delete_and_post_delete(
 
 
 def test_no_housekeeping_job_deletes_audit_records(aged: tuple[Context, MailingList]) -> None:
-    ctx, mlist = aged
+    ctx, _ = aged
     ctx.session.info.update(settings=ctx.settings, templates=ctx.templates)
-    before = ctx.session.scalar(select(func.count()).select_from(AuditEvent))
+    before = set(ctx.session.scalars(select(AuditEvent.id)))
     far = NOW + timedelta(days=365 * 50)
     for _name, job, _every in periodic.HOUSEKEEPING:
         job(ctx.session, far)
     ctx.session.commit()
-    after = ctx.session.scalar(select(func.count()).select_from(AuditEvent))
-    assert before is not None and after is not None and after >= before
+    after = set(ctx.session.scalars(select(AuditEvent.id)))
+    assert before and before <= after
     assert _post_count(ctx) == 0  # the retention job did run
 
 
 def test_lists_delete_and_archive_purge_on_the_command_line(
     aged: tuple[Context, MailingList], db_url: str, tmp_path: Path
 ) -> None:
-    ctx, mlist = aged
+    ctx, _ = aged
     ctx.session.close()
     config = write_config(tmp_path / "listserv.toml", db_url, tmp_path / "var")
     assert run_cli(config, "lists", "set", "sm-cop", "legal_hold=true").code == 0

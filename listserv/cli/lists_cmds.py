@@ -10,6 +10,7 @@ and for lists the configuration file defines, and asks for confirmation.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 import typer
@@ -146,12 +147,10 @@ def create(
             join_phrases=tuple(p.strip() for p in join_phrase or [] if p.strip()),
             leave_phrases=tuple(p.strip() for p in leave_phrase or [] if p.strip()),
             subject_prefix=subject_prefix,
-            **(
-                {"eligible_domains": tuple(d.strip().lower().strip(".") for d in eligible_domain)}
-                if eligible_domain
-                else {}
-            ),
         )
+        if eligible_domain:
+            suffixes = tuple(d.strip().lower().strip(".") for d in eligible_domain if d.strip())
+            base = dataclasses.replace(base, eligible_domains=suffixes)
         extra = parse_assignments(setting or [])
         mlist = MailingList(name=clean, domain=ctx.settings.site.domain, from_config=False)
         lists.apply_settings(mlist, base)

@@ -510,7 +510,7 @@ def import_members(
                                 member_name=new.name,
                             )
                 except SQLAlchemyError as exc:
-                    first = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+                    first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
                     raise CLIError(f"import failed, nobody was added: {first}") from None
     _report_import(plan, mlist_name=list_name, dry_run=dry_run, as_json=as_json)
 

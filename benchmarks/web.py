@@ -267,12 +267,14 @@ def main() -> None:
         env = dict(os.environ, LISTSERV_CONFIG=str(config))
         env.pop("LISTSERV_DATABASE_URL", None)
         command = "web" if args.alone else "serve"
+        log_path = var / "server.log"
+        log_file = log_path.open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "listserv", command],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=log_file,
         )
         try:
             asyncio.run(wait_until_up(web_port, proc))
@@ -281,12 +283,13 @@ def main() -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
-                _, err = proc.communicate(timeout=30)
+                proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                _, err = proc.communicate()
+                proc.wait()
+            log_file.close()
             if proc.returncode not in (0, -signal.SIGTERM):
-                print(err.decode(errors="replace")[-2000:], file=sys.stderr)
+                print(log_path.read_text(errors="replace")[-2000:], file=sys.stderr)
 
 
 if __name__ == "__main__":

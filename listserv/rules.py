@@ -291,18 +291,33 @@ def emergency(post: PostContext) -> Hit | None:
 
 
 def member_moderated(post: PostContext) -> Hit | None:
-    """A member under moderation, or suspended (who may not post until the date)."""
+    """A member under moderation, or suspended (who may not post until the date).
+
+    `conduct.posting_restriction` compares the end dates with the time itself,
+    so a measure past its date no longer holds posts even before the
+    periodic job lifts it, and a suspension without an end date still does.
+    """
+    from listserv.conduct import posting_restriction
+
     member, now = post.member, post.ctx.now
     if member is None:
         return None
+    restriction = posting_restriction(member, now)
+    # A date in the future restricts on its own, whatever set it.
     if member.suspended_until is not None and member.suspended_until > now:
-        until = member.suspended_until.strftime("%Y-%m-%d")
-        return Hit(Action.HOLD, f"{member.address} is suspended from posting until {until}.")
-    if member.moderated:
-        return Hit(Action.HOLD, f"Posts from {member.address} are moderated.")
-    if member.moderated_until is not None and member.moderated_until > now:
-        until = member.moderated_until.strftime("%Y-%m-%d")
-        return Hit(Action.HOLD, f"Posts from {member.address} are moderated until {until}.")
+        restriction = "suspended"
+    elif restriction is None and member.moderated_until is not None and (
+        member.moderated_until > now
+    ):
+        restriction = "moderated"
+    if restriction == "suspended":
+        until = member.suspended_until
+        when = f" until {until:%Y-%m-%d}" if until is not None else ""
+        return Hit(Action.HOLD, f"{member.address} is suspended from posting{when}.")
+    if restriction == "moderated":
+        until = member.moderated_until
+        when = f" until {until:%Y-%m-%d}" if until is not None else ""
+        return Hit(Action.HOLD, f"Posts from {member.address} are moderated{when}.")
     return None
 
 

@@ -225,6 +225,20 @@ def test_members_set_and_show_on_the_command_line(
     )
     shown = cli("members", "show", "sm-cop", "jane.doe@agency.gov", "--json").json()[0]
     assert (shown["status"], shown["delivery"], shown["moderated"]) == ("enabled", "digest", True)
+    # A reminder is a note; a later measure without --note keeps it.
+    assert cli("members", "set", "sm-cop", "jane.doe@agency.gov", "--note", "reminder").code == 0
+    assert (
+        cli("members", "set", "sm-cop", "jane.doe@agency.gov", "--moderate-until", future).code == 0
+    )
+    shown = cli("members", "show", "sm-cop", "jane.doe@agency.gov", "--json").json()[0]
+    assert (shown["conduct_note"], shown["moderated_until"][:10]) == ("reminder", future)
+    assert [c["action"] for c in shown["conduct_history"]] == [
+        "member-suspend",
+        "member-conduct-lift",
+        "member-moderate",
+        "member-conduct-note",
+        "member-moderate",
+    ]
 
     # Bad input: one line on stderr, non-zero exit.
     for args, message in [

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -271,7 +272,7 @@ def set_member(
                         now=ctx.now,
                     )
                 )
-            text = (note or "").strip()
+            text = (note if note is not None else member.conduct_note).strip()
             if suspend_at is not None:
                 changed.update(
                     conduct.suspend_member(
@@ -371,6 +372,8 @@ def show_member(
             continue
         if isinstance(value, list):
             value = ", ".join(str(v) for v in value) or "-"
+        if isinstance(value, datetime):
+            value = f"{value:%Y-%m-%d %H:%M:%S} UTC"
         if value is None or value == "":
             value = "-"
         console.print(f"[bold]{key.replace('_', ' ')}[/bold]: {value}", highlight=False)
@@ -383,7 +386,9 @@ def show_member(
             for column in columns:
                 table.add_column(column)
             for item in row[key]:
-                table.add_row(*(str(item[c]) for c in columns))
+                when = datetime.fromisoformat(item["at"])
+                cells = [f"{when:%Y-%m-%d %H:%M:%S}", *(str(item[c]) for c in columns[1:])]
+                table.add_row(*cells)
             console.print(table)
 
 

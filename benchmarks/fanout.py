@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DOMAIN = "lists.example.gov"
+CHUNKING = True  # whether the sink offers CHUNKING (BDAT); --no-chunking turns it off
 POSTER = "jane.doe@agency.gov"
 
 
@@ -56,12 +57,14 @@ def free_port() -> int:
 
 
 class SinkProtocol(asyncio.Protocol):
-    """A minimal ESMTP server that accepts everything and counts recipients."""
+    """A minimal ESMTP server (PIPELINING, CHUNKING) that accepts and counts recipients."""
 
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
         self.buffer = bytearray()
         self.in_data = False
+        self.chunk_left = 0  # bytes of a BDAT chunk still to come
+        self.chunk_last = False
         self.rcpts = 0
         self.transport: asyncio.Transport | None = None
 
@@ -70,26 +73,41 @@ class SinkProtocol(asyncio.Protocol):
         self.transport = transport
         transport.write(b"220 sink ESMTP\r\n")
 
+    def _delivered(self, out: list[bytes]) -> None:
+        self.sink.delivered(self.rcpts)
+        self.rcpts = 0
+        out.append(b"250 2.0.0 Ok: queued\r\n")
+
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer
         buffer += data
         out: list[bytes] = []
         pos = 0
         while True:
+            if self.chunk_left:
+                take = min(self.chunk_left, len(buffer) - pos)
+                self.chunk_left -= take
+                pos += take
+                if self.chunk_left:
+                    break
+                if self.chunk_last:
+                    self._delivered(out)
+                else:
+                    out.append(b"250 2.0.0 chunk received\r\n")
+                continue
             if self.in_data:
                 end = buffer.find(b"\r\n.\r\n", max(pos - 2, 0))
                 if end < 0:
                     break
                 pos = end + 5
                 self.in_data = False
-                self.sink.delivered(self.rcpts)
-                self.rcpts = 0
-                out.append(b"250 2.0.0 Ok: queued\r\n")
+                self._delivered(out)
                 continue
             end = buffer.find(b"\r\n", pos)
             if end < 0:
                 break
             verb = bytes(buffer[pos : pos + 4]).upper()
+            line = bytes(buffer[pos:end])
             pos = end + 2
             if verb == b"RCPT":
                 self.rcpts += 1
@@ -97,12 +115,25 @@ class SinkProtocol(asyncio.Protocol):
             elif verb == b"MAIL":
                 self.rcpts = 0
                 out.append(b"250 2.1.0 Ok\r\n")
+            elif verb == b"BDAT":
+                words = line.split()
+                self.chunk_left = int(words[1])
+                self.chunk_last = len(words) > 2 and words[2].upper() == b"LAST"
+                if not self.chunk_left:
+                    self.chunk_left = 0
+                    if self.chunk_last:
+                        self._delivered(out)
             elif verb == b"DATA":
                 self.in_data = True
                 pos -= 2  # the terminator may follow at once: keep the CRLF before it
                 out.append(b"354 End data with <CR><LF>.<CR><LF>\r\n")
             elif verb == b"EHLO":
-                out.append(b"250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+                chunking = b"250-CHUNKING\r\n" if self.sink.chunking else b""
+                out.append(
+                    b"250-sink\r\n250-PIPELINING\r\n"
+                    + chunking
+                    + b"250-8BITMIME\r\n250 SMTPUTF8\r\n"
+                )
             elif verb == b"QUIT":
                 out.append(b"221 2.0.0 Bye\r\n")
             else:
@@ -113,8 +144,9 @@ class SinkProtocol(asyncio.Protocol):
 
 
 class Sink:
-    def __init__(self, expect: int) -> None:
+    def __init__(self, expect: int, chunking: bool = True) -> None:
         self.expect = expect
+        self.chunking = chunking
         self.count = 0
         self.first: float | None = None
 
@@ -128,8 +160,8 @@ class Sink:
             self.expect = sys.maxsize
 
 
-async def run_sink(port: int, expect: int) -> None:
-    sink = Sink(expect)
+async def run_sink(port: int, expect: int, chunking: bool) -> None:
+    sink = Sink(expect, chunking)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: SinkProtocol(sink), "127.0.0.1", port, backlog=512)
     sys.stdout.write("ready\n")
@@ -143,8 +175,18 @@ async def run_sink(port: int, expect: int) -> None:
 class SinkProcess:
     def __init__(self, expect: int) -> None:
         self.port = free_port()
+        flags = [] if CHUNKING else ["--no-chunking"]
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "sink", "--port", str(self.port), "--expect", str(expect)],
+            [
+                sys.executable,
+                __file__,
+                "sink",
+                "--port",
+                str(self.port),
+                "--expect",
+                str(expect),
+                *flags,
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -328,7 +370,7 @@ def wait_for_port(port: int, timeout: float = 60) -> None:
 
 def run_service(
     members: int, style: str, connections: int, profile: Path | None
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, float]:
     sink = SinkProcess(members)
     with tempfile.TemporaryDirectory(prefix="fanout-bench-") as tmp:
         var = Path(tmp)
@@ -342,12 +384,11 @@ def run_service(
             command = [
                 str(Path(sys.executable).parent / "py-spy"),
                 "record",
-                "--idle",
                 "--threads",
                 "--rate",
-                "200",
+                "250",
                 "-f",
-                "speedscope",
+                "raw",
                 "-o",
                 str(profile),
                 "--",
@@ -361,7 +402,7 @@ def run_service(
             with smtplib.SMTP("127.0.0.1", smtp_port, timeout=60) as client:
                 client.sendmail(POSTER, [f"sm-cop@{DOMAIN}"], post_bytes())
                 accepted = time.time()
-            last, _first, count = sink.wait_done(timeout=600)
+            last, first, count = sink.wait_done(timeout=600)
             pid = service.pid
             if profile is not None:
                 pid = _child_pid(service.pid)
@@ -382,12 +423,50 @@ def run_service(
         if errors:
             print("  service errors:", *errors[:5], sep="\n    ")
     elapsed = last - accepted
-    return elapsed, count / elapsed, rss
+    return elapsed, count / elapsed, rss, first - accepted
 
 
 def _child_pid(pid: int) -> int:
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return int(children[0]) if children else pid
+
+
+def print_profile(path: Path, top: int = 22) -> None:
+    """Where the service's CPU went: inclusive share of the stage functions (listserv
+    code and the libraries it calls directly), and the leaf functions that burn it."""
+    from collections import Counter
+
+    inclusive: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [f for f in stack.split(";")[1:] if "(" in f]
+        names = []
+        for frame in frames:
+            function, _, where = frame.partition(" (")
+            file = where.split(":")[0]
+            names.append((function, file))
+        seen = set()
+        for function, file in names:
+            if file.startswith(("listserv/", "aiosmtpd/")) or "sqlite" in function.lower():
+                key = f"{function} ({file})"
+                if key not in seen:
+                    seen.add(key)
+                    inclusive[key] += count
+        if names:
+            function, file = names[-1]
+            leaves[f"{function} ({file.rpartition('/')[2]})"] += count
+    print(f"  profile: {total} on-CPU samples (all threads); inclusive, stage functions:")
+    for key, count in inclusive.most_common(top):
+        print(f"    {100 * count / total:5.1f}%  {key}")
+    print("  leaf functions:")
+    for key, count in leaves.most_common(12):
+        print(f"    {100 * count / total:5.1f}%  {key}")
 
 
 def dkim_cost(rounds: int = 20) -> float | None:
@@ -429,6 +508,7 @@ def main() -> None:
     sink_p = sub.add_parser("sink")
     sink_p.add_argument("--port", type=int, required=True)
     sink_p.add_argument("--expect", type=int, required=True)
+    sink_p.add_argument("--no-chunking", action="store_true")
     bare_p = sub.add_parser("bare")
     bare_p.add_argument("--port", type=int, required=True)
     bare_p.add_argument("--members", type=int, required=True)
@@ -445,33 +525,44 @@ def main() -> None:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="record the service with py-spy (speedscope JSON in /tmp)",
+        help="record the service with py-spy (collapsed stacks in /tmp) and summarise",
     )
     parser.add_argument("--no-ceiling", action="store_true", help="skip the bare-client runs")
+    parser.add_argument(
+        "--no-chunking",
+        action="store_true",
+        help="the sink offers PIPELINING but not CHUNKING (every message waits for a 354)",
+    )
     args = parser.parse_args()
     if args.command == "sink":
-        asyncio.run(run_sink(args.port, args.expect))
+        asyncio.run(run_sink(args.port, args.expect, not args.no_chunking))
         return
     if args.command == "bare":
         asyncio.run(run_bare(args.port, args.members, args.style, args.connections))
         return
+    global CHUNKING
+    CHUNKING = not args.no_chunking
     sizes = args.members or [10_000, 100_000]
     styles = args.style or ["personalized", "bulk"]
     print(
         f"fan-out of one 4 KB post, SQLite (WAL, synchronous=FULL), "
-        f"{args.connections} relay connections, {os.cpu_count()} CPUs"
+        f"{args.connections} relay connections, {os.cpu_count()} CPUs, sink with "
+        + ("PIPELINING and CHUNKING" if CHUNKING else "PIPELINING, no CHUNKING")
     )
     for members in sizes:
         for style in styles:
             profile = None
             if args.profile:
-                profile = Path(f"/tmp/fanout-{style}-{members}.speedscope.json")
-            elapsed, rate, rss = run_service(members, style, args.connections, profile)
+                profile = Path(f"/tmp/fanout-{style}-{members}.collapsed.txt")
+            elapsed, rate, rss, first = run_service(members, style, args.connections, profile)
             print(
                 f"service  {style:12s} {members:7d} members: {elapsed:7.2f} s from 250 to "
                 f"last recipient, {rate:9.0f} recipients/s, peak RSS {rss:5.0f} MB"
+                + f"; first copy after {first:.2f} s"
                 + (f" (profile: {profile})" if profile else "")
             )
+            if profile is not None:
+                print_profile(profile)
             if not args.no_ceiling:
                 elapsed, rate = bare_ceiling(members, style, args.connections)
                 print(

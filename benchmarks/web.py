@@ -16,12 +16,14 @@ latency percentiles for:
   mail that the delivery worker writes to the Maildir meanwhile).
 
     .venv/bin/python benchmarks/web.py --connections 32 --seconds 10
+    .venv/bin/python benchmarks/web.py --database-url postgresql://postgres@127.0.0.1:5432/test
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -30,6 +32,8 @@ import sys
 import tempfile
 import textwrap
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +75,7 @@ def write_config(var: Path, smtp_port: int, web_port: int) -> Path:
     return config
 
 
-def seed(config: Path, members: int, unsubscribers: int) -> list[str]:
+def seed(config: Path, members: int, unsubscribers: int, database_url: str = "") -> list[str]:
     """Members for the count, and the one-click paths of the unsubscribers."""
     from sqlalchemy import select
 
@@ -82,7 +86,8 @@ def seed(config: Path, members: int, unsubscribers: int) -> list[str]:
     from listserv.models import Member
     from listserv.tokens import unsubscribe_token
 
-    settings = load_settings(config, environ={})
+    env = {"LISTSERV_DATABASE_URL": database_url} if database_url else {}
+    settings = load_settings(config, environ=env)
     engine, factory = prepare_database(settings)
     try:
         with db.session_scope(factory) as session:
@@ -185,6 +190,7 @@ async def list_page_load(port: int, connections: int, seconds: float, warmup: fl
                 latencies.append(time.perf_counter() - started)
                 count += 1
                 errors += status != 200
+
     tasks = [asyncio.create_task(worker(c)) for c in conns]
     await asyncio.sleep(warmup)
     measuring = True
@@ -248,24 +254,58 @@ def main() -> None:
     parser.add_argument(
         "--alone", action="store_true", help="benchmark `listserv web` instead of `serve`"
     )
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="a PostgreSQL URL to use instead of SQLite (a schema is made and dropped)",
+    )
     args = parser.parse_args()
+    with postgres_schema(args.database_url) as database_url:
+        run(args, database_url)
 
+
+@contextlib.contextmanager
+def postgres_schema(url: str) -> Iterator[str]:
+    """A fresh schema in the given PostgreSQL database, dropped afterwards."""
+    if not url:
+        yield ""
+        return
+    from sqlalchemy import create_engine, text
+
+    from listserv.db import normalise_url
+
+    schema = f"bench_web_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def run(args: argparse.Namespace, database_url: str) -> None:
     with tempfile.TemporaryDirectory(prefix="listserv-web-bench-") as tmp:
         var = Path(tmp)
         web_port = free_port()
         config = write_config(var, free_port(), web_port)
         started = time.perf_counter()
-        paths = seed(config, args.members, args.unsubscribers)
+        paths = seed(config, args.members, args.unsubscribers, database_url)
         print(
             f"seeded {args.members + args.unsubscribers} members in "
             f"{time.perf_counter() - started:.1f}s; server: "
-            f"listserv {'web' if args.alone else 'serve'} (SQLite WAL, synchronous=FULL), "
+            f"listserv {'web' if args.alone else 'serve'} "
+            f"({'PostgreSQL' if database_url else 'SQLite WAL, synchronous=FULL'}), "
             f"{args.connections} keep-alive connections, {os.cpu_count()} CPUs, "
             f"load average {os.getloadavg()[0]:.1f}",
             flush=True,
         )
         env = dict(os.environ, LISTSERV_CONFIG=str(config))
         env.pop("LISTSERV_DATABASE_URL", None)
+        if database_url:
+            env["LISTSERV_DATABASE_URL"] = database_url
         command = "web" if args.alone else "serve"
         log_path = var / "server.log"
         log_file = log_path.open("wb")
@@ -289,7 +329,8 @@ def main() -> None:
                 proc.wait()
             log_file.close()
             if proc.returncode not in (0, -signal.SIGTERM):
-                print(log_path.read_text(errors="replace")[-2000:], file=sys.stderr)
+                tail = log_path.read_text(errors="replace").splitlines()[-5:]
+                print(f"server exited with {proc.returncode}:", *tail, sep="\n  ", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -360,7 +360,8 @@ class OutboxRecipient(Base):
     __tablename__ = "outbox_recipients"
     __table_args__ = (
         Index("ix_outbox_recipients_due", "state", "next_attempt_at"),
-        Index("ix_outbox_recipients_job_state", "job_id", "state"),
+        # By job only: a state change then touches one index, not two.
+        Index("ix_outbox_recipients_job", "job_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

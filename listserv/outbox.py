@@ -120,19 +120,19 @@ def add_recipients(
         return
     conn = session.connection()
     if not job.personalized and not job.verp and len(specs) > 1:
-        ordered = sorted(specs, key=lambda s: (split_address(s.address)[1], s.address))
+        ordered = sorted(specs, key=lambda s: s.address[s.address.rfind("@") + 1 :].lower())
         rows = [
             {
                 "job_id": job.id,
-                "recipients": [[s.member_id, s.address] for s in chunk],
-                "recipient_count": len(chunk),
+                "recipients": [[s.member_id, s.address] for s in ordered[i : i + batch_size]],
+                "recipient_count": len(ordered[i : i + batch_size]),
                 "state": OutboxState.QUEUED.value,
                 "attempts": 0,
                 "next_attempt_at": now,
                 "lease_owner": "",
                 "last_reply": "",
             }
-            for chunk in (ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size))
+            for i in range(0, len(ordered), batch_size)
         ]
         conn.execute(insert(_BATCHES), rows)
     else:
@@ -216,34 +216,42 @@ def claim(
     """Lease up to about `limit` due recipients (batches count by their size).
 
     Expired leases first (a dead worker's rows), then queued and deferred rows in
-    due order. Each kind is one UPDATE … WHERE id IN (SELECT … LIMIT n [FOR UPDATE
-    SKIP LOCKED]) RETURNING, so a claim is one round trip per table.
+    due order. Each step is one UPDATE … WHERE id IN (SELECT … LIMIT n [FOR UPDATE
+    SKIP LOCKED]) RETURNING: a few statements per claim of thousands of recipients.
     """
     now = now or utcnow()
     until = now + lease
     result = Claim()
-    for table in (_BATCHES, _RECIPIENTS):
-        room = limit - len(result)
+    expired_rows = (
+        _RECIPIENTS.c.state == OutboxState.ACTIVE.value,
+        _RECIPIENTS.c.lease_until < now,
+    )
+    due_rows = (_RECIPIENTS.c.state.in_(_OPEN), _RECIPIENTS.c.next_attempt_at <= now)
+    expired_batches = (_BATCHES.c.state == OutboxState.ACTIVE.value, _BATCHES.c.lease_until < now)
+    due_batches = (_BATCHES.c.state.in_(_OPEN), _BATCHES.c.next_attempt_at <= now)
+    # Single recipients (service mail, personalized posts) may take half the room
+    # first, so a bulk job never holds up a confirmation; batches then take what is
+    # left, and single recipients whatever the batches did not need.
+    for table, due, share in (
+        (_RECIPIENTS, expired_rows, 2),
+        (_RECIPIENTS, due_rows, 2),
+        (_BATCHES, expired_batches, 1),
+        (_BATCHES, due_batches, 1),
+        (_RECIPIENTS, due_rows, 1),
+    ):
+        room = (limit - len(result)) // share
+        if table is _BATCHES:
+            room = max(1, room // batch_size) if room > 0 else 0
         if room <= 0:
-            break
-        # Batches take at most half the room, so service mail is never stuck
-        # behind a bulk job.
-        n = max(1, room // 2 // batch_size) if table is _BATCHES else room
-        for due in (
-            (table.c.state == OutboxState.ACTIVE.value, table.c.lease_until < now),
-            (table.c.state.in_(_OPEN), table.c.next_attempt_at <= now),
-        ):
-            if n <= 0:
-                break
-            rows = _claim_rows(session, table, due, n, worker_id, until)
-            if table is _BATCHES:
-                result.batches.extend(
-                    LeasedBatch(r.id, r.job_id, [(m, a) for m, a in r.recipients], r.attempts)
-                    for r in rows
-                )
-            else:
-                result.recipients.extend(Leased(*r) for r in rows)
-            n -= len(rows)
+            continue
+        rows = _claim_rows(session, table, due, room, worker_id, until)
+        if table is _BATCHES:
+            result.batches.extend(
+                LeasedBatch(r.id, r.job_id, [(m, a) for m, a in r.recipients], r.attempts)
+                for r in rows
+            )
+        else:
+            result.recipients.extend(Leased(*r) for r in rows)
     return result
 
 

@@ -95,20 +95,25 @@ class MaildirRelay:
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
-def wire_format(message: bytes) -> bytes:
-    """The DATA payload: CRLF line ends, leading dots doubled, ending in CRLF.CRLF."""
+def canonical(message: bytes) -> bytes:
+    """The message with CRLF line ends (the form SMTP carries), ending in CRLF."""
     if b"\r" not in message:
         message = message.replace(b"\n", b"\r\n")
     else:
         crlf = message.count(b"\r\n")
         if crlf != message.count(b"\n") or crlf != message.count(b"\r"):
             message = _LINE_END.sub(b"\r\n", message)
-    if message.startswith(b"."):
-        message = b"." + message
-    message = message.replace(b"\n.", b"\n..")
     if not message.endswith(b"\r\n"):
         message += b"\r\n"
-    return message + b".\r\n"
+    return message
+
+
+def wire_format(message: bytes) -> bytes:
+    """The DATA payload: CRLF line ends, leading dots doubled, ending in CRLF.CRLF."""
+    message = canonical(message)
+    if message.startswith(b"."):
+        message = b"." + message
+    return message.replace(b"\n.", b"\n..") + b".\r\n"
 
 
 @dataclass(eq=False)
@@ -148,6 +153,10 @@ _MAIL, _RCPT, _DATA, _END = range(4)
 
 
 class _Link(asyncio.Protocol):
+    #: Transactions written ahead of their replies with CHUNKING (bounded, so a relay
+    #: that answers slowly never has more than this many messages in its buffers).
+    WINDOW = 16
+
     """One SMTP connection, driven by the relay's replies as they arrive.
 
     Commands and awaited replies (`command()`) serve the greeting, EHLO, STARTTLS,
@@ -161,7 +170,7 @@ class _Link(asyncio.Protocol):
         self.relay = relay
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
-        self.texts: list[str] = []
+        self.texts: list[bytes] = []
         self.replies: deque[tuple[int, str]] = deque()
         self.waiter: asyncio.Future[None] | None = None
         self.expect: deque[tuple[int, _Transaction, int]] = deque()
@@ -172,6 +181,8 @@ class _Link(asyncio.Protocol):
         self.last_used = time.monotonic()
         self.progress = 0.0
         self.watchdog: asyncio.TimerHandle | None = None
+        self.chunking = False
+        self.in_flight = 0  # BDAT transactions written and not yet answered
 
     # transport callbacks ------------------------------------------------------
 
@@ -199,18 +210,22 @@ class _Link(asyncio.Protocol):
                 code = line[:3]
                 if len(line) < 3 or not code.isdigit():
                     raise _ProtocolError(f"not an SMTP reply: {line[:80]!r}")
-                self.texts.append(line[4:].decode("utf-8", "replace"))
                 if line[3:4] == b"-":
+                    self.texts.append(line[4:])
                     continue
-                text = "\n".join(self.texts)
-                self.texts = []
+                if self.texts:
+                    self.texts.append(line[4:])
+                    text = b"\n".join(self.texts)
+                    self.texts = []
+                else:
+                    text = line[4:]
                 number = int(code)
                 if number == 421:
                     self.closing = True
                 if self.expect:
                     self._answer(number, text)
                 else:
-                    self.replies.append((number, text))
+                    self.replies.append((number, text.decode("utf-8", "replace")))
                     if self.waiter is not None and not self.waiter.done():
                         self.waiter.set_result(None)
         except _ProtocolError as exc:
@@ -292,11 +307,10 @@ class _Link(asyncio.Protocol):
     async def pipeline(self, first: _Transaction) -> None:
         """Send `first` and whatever queues behind it; returns when nothing is in flight."""
         self.idle = asyncio.get_running_loop().create_future()
-        envelope = self._begin(first)
-        if envelope:
-            self.write(envelope)
-        else:
-            self._continue(b"")
+        self.chunking = self.has("CHUNKING")
+        out = self._begin(first)
+        # Without CHUNKING the next envelope waits for this one's 354.
+        self._continue(out, more=self.chunking or not out)
         try:
             await self.idle
         finally:
@@ -304,7 +318,12 @@ class _Link(asyncio.Protocol):
             self.last_used = time.monotonic()
 
     def _begin(self, txn: _Transaction) -> bytes:
-        """The envelope of `txn`, with what its replies will answer queued in `expect`."""
+        """What to write for `txn`, with what its replies will answer queued in `expect`.
+
+        With CHUNKING (RFC 3030) that is the whole transaction, message included
+        (`BDAT n LAST`: no 354 to wait for, no dot-stuffing); otherwise the envelope
+        and DATA, and the message follows the 354.
+        """
         envelope = self.relay._envelope(self, txn)
         if not envelope:
             txn.resolve()
@@ -312,53 +331,69 @@ class _Link(asyncio.Protocol):
         expect = self.expect
         expect.append((_MAIL, txn, 0))
         expect.extend((_RCPT, txn, i) for i in range(len(txn.waiting)))
+        if self.chunking:
+            self.in_flight += 1
+            expect.append((_END, txn, 0))
+            data = canonical(txn.message)
+            return b"%sBDAT %d LAST\r\n%s" % (envelope, len(data), data)
         expect.append((_DATA, txn, 0))
-        return envelope
+        return envelope + b"DATA\r\n"
 
-    def _continue(self, out: bytes) -> None:
-        """Add the next queued transaction's envelope to `out` and write it, or go idle."""
-        while not self.closing:
+    def _continue(self, out: bytes, more: bool = True) -> None:
+        """Add queued transactions to `out` (with CHUNKING, up to a window of them;
+        otherwise the next envelope only) and write it; go idle when nothing is owed."""
+        limit = (self.WINDOW if self.chunking else 1) if more else 0
+        started = 0
+        while not self.closing and started < limit and self.in_flight < self.WINDOW:
             following = self.relay._next()
             if following is None:
                 break
-            envelope = self._begin(following)
-            if envelope:
-                out += envelope
-                break
+            chunk = self._begin(following)
+            if chunk:
+                out += chunk
+                started += 1
+                if not self.chunking:
+                    break
         if out:
             self.write(out)
         if not self.expect and self.idle is not None and not self.idle.done():
             self.idle.set_result(None)
 
-    def _answer(self, code: int, text: str) -> None:
+    def _answer(self, code: int, raw: bytes) -> None:
+        """Apply one reply; its text is decoded only when someone will read it."""
         kind, txn, index = self.expect.popleft()
         if kind == _RCPT:
             rcpt = txn.waiting[index]
             if txn.mail_reply[0] >= 400:
                 txn.results[rcpt] = txn.mail_reply
             elif code >= 400:
-                txn.results[rcpt] = (code, text)
+                txn.results[rcpt] = (code, raw.decode("utf-8", "replace"))
             else:
                 txn.accepted.append(rcpt)
         elif kind == _MAIL:
             txn.answered = True
-            txn.mail_reply = (code, text)
+            txn.mail_reply = (code, raw.decode("utf-8", "replace") if code >= 400 else "")
         elif kind == _DATA:
             if code == 354:
                 self.expect.append((_END, txn, 0))
                 self._continue(wire_format(txn.message) if txn.accepted else b".\r\n")
                 return
+            answer = (code, raw.decode("utf-8", "replace"))
             for rcpt in txn.accepted:
-                txn.results[rcpt] = (code, text)
+                txn.results[rcpt] = answer
             txn.accepted = []
             txn.resolve()
             if not self.expect:
                 self._continue(b"")
         else:  # _END: the relay's answer to the message itself
+            answer = (code, raw.decode("utf-8", "replace"))
             for rcpt in txn.accepted:
-                txn.results[rcpt] = (code, text)
+                txn.results[rcpt] = answer
             txn.resolve()
-            if not self.expect:
+            if self.chunking:
+                self.in_flight -= 1
+                self._continue(b"")
+            elif not self.expect:
                 self._continue(b"")
 
 
@@ -575,7 +610,7 @@ class SMTPRelay:
         if not txn.waiting:
             return b""
         rcpts = "".join(f"RCPT TO:<{rcpt}>\r\n" for rcpt in txn.waiting)
-        return f"MAIL FROM:<{txn.sender}>{params}\r\n{rcpts}DATA\r\n".encode()
+        return f"MAIL FROM:<{txn.sender}>{params}\r\n{rcpts}".encode()
 
     async def _lockstep(self, link: _Link, txn: _Transaction) -> None:
         """One command per round trip, for relays that do not offer PIPELINING."""
@@ -583,7 +618,7 @@ class SMTPRelay:
         if not envelope:
             txn.resolve()
             return
-        lines = envelope.split(b"\r\n")
+        lines = envelope.split(b"\r\n")[:-1]
         mail = await link.command(lines[0])
         txn.answered = True
         if mail[0] >= 400:
@@ -592,7 +627,7 @@ class SMTPRelay:
             await self._reset(link)
             txn.resolve()
             return
-        for rcpt, line in zip(txn.waiting, lines[1:], strict=False):
+        for rcpt, line in zip(txn.waiting, lines[1:], strict=True):
             answer = await link.command(line)
             if answer[0] >= 400:
                 txn.results[rcpt] = answer

@@ -39,8 +39,7 @@ def bulk_members(site: Site, count: int) -> None:
         mlist = get_list(session, "sm-cop")
         assert mlist is not None
         people = (
-            roster.NewMember(f"person{i}@agency.gov", f"person{i}@agency.gov")
-            for i in range(count)
+            roster.NewMember(f"person{i}@agency.gov", f"person{i}@agency.gov") for i in range(count)
         )
         roster.add_members_bulk(
             session, mlist, people, actor="test", channel="cli", audit_each=False
@@ -178,9 +177,7 @@ async def test_join_does_not_reveal_whether_an_address_is_a_member(site: Site) -
     for address in ("member@agency.gov", "stranger@agency.gov"):
         answers[address] = []
         for _ in range(4):
-            response = await site.client.post(
-                f"{LIST_PATH}/join", data=dict(JANE, address=address)
-            )
+            response = await site.client.post(f"{LIST_PATH}/join", data=dict(JANE, address=address))
             page = main_text(response.text).replace(address, "ADDRESS")
             answers[address].append((response.status_code, page))
     assert answers["member@agency.gov"] == answers["stranger@agency.gov"]
@@ -246,9 +243,7 @@ async def test_join_posts_from_our_own_page_are_accepted(site: Site, headers) ->
 
 
 async def test_an_oversized_form_is_refused_with_413(site: Site) -> None:
-    response = await site.client.post(
-        f"{LIST_PATH}/join", data=dict(JANE, title="x" * 20000)
-    )
+    response = await site.client.post(f"{LIST_PATH}/join", data=dict(JANE, title="x" * 20000))
     assert response.status_code == 413
     assert "Too much data" in response.text
 
@@ -258,3 +253,26 @@ async def test_a_get_of_the_join_address_is_405_with_a_page(site: Site) -> None:
     assert response.status_code == 405
     assert "POST" in response.headers["allow"]
     assert "<h1>Not allowed</h1>" in response.text
+
+
+async def test_list_pages_are_kept_briefly_and_web_changes_show_at_once(site: Site) -> None:
+    from tests.test_web_confirm import form_key
+    from tests.web_helpers import subscribe_token
+
+    first = await site.client.get(LIST_PATH)
+    assert "Be the first community member to join" in first.text
+    add_member(site, "by.mail@agency.gov")  # as a join by email would, behind the web's back
+    cached = await site.client.get(LIST_PATH)
+    assert cached.text == first.text  # served from memory for a few seconds
+    assert cached.headers["x-frame-options"] == "DENY"
+    token = subscribe_token(site, "jane.doe@agency.gov")
+    await site.client.post(f"/confirm/{token}", data=form_key(site, token))
+    fresh = await site.client.get(LIST_PATH)
+    assert "Join 2 community members" in fresh.text
+
+
+async def test_without_the_page_cache_every_request_reads_the_database(settings) -> None:
+    async with open_site(settings, page_cache_seconds=0) as site:
+        assert "Be the first" in (await site.client.get(LIST_PATH)).text
+        add_member(site, "by.mail@agency.gov")
+        assert "Join 1 community member" in (await site.client.get(LIST_PATH)).text

@@ -191,3 +191,18 @@ def test_cross_site_form_posts_are_recognised(headers: dict[str, str], cross: bo
 )
 def test_clients_are_counted_by_address_and_ipv6_by_64(host: str | None, key: str) -> None:
     assert client_key(host) == key
+
+
+async def test_an_https_site_also_sends_strict_transport_security(tmp_path, sqlite_url) -> None:
+    from tests.conftest import make_settings
+
+    settings = make_settings(
+        sqlite_url, tmp_path / "var", web={"base_url": "https://lists.example.gov"}
+    )
+    async with open_site(settings) as site:
+        response = await site.client.get("/lists")
+    assert response.headers["strict-transport-security"] == "max-age=31536000"
+
+
+async def test_a_plain_http_site_does_not_send_strict_transport_security(site: Site) -> None:
+    assert "strict-transport-security" not in (await site.client.get("/lists")).headers

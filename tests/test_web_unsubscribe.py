@@ -67,9 +67,7 @@ async def test_the_one_click_post_unsubscribes_at_once_with_200_and_no_redirect(
 
 async def test_the_one_click_post_accepts_multipart_form_data(site: Site) -> None:
     _, token = add_member(site, JANE)
-    response = await site.client.post(
-        url(token), files={"List-Unsubscribe": (None, "One-Click")}
-    )
+    response = await site.client.post(url(token), files={"List-Unsubscribe": (None, "One-Click")})
     assert response.request.headers["content-type"].startswith("multipart/form-data")
     assert response.status_code == 200
     assert member_addresses(site) == []

@@ -64,9 +64,7 @@ async def open_site(settings: Settings, **app_options: Any) -> AsyncIterator[Sit
     app = create_app(settings, factory, Templates(), **app_options)
     transport = httpx.ASGITransport(app=app, client=CLIENT)
     try:
-        async with httpx.AsyncClient(
-            transport=transport, base_url=settings.web.base_url
-        ) as client:
+        async with httpx.AsyncClient(transport=transport, base_url=settings.web.base_url) as client:
             yield Site(settings, factory, client, app)
     finally:
         engine.dispose()

@@ -36,6 +36,8 @@ def web(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("listserv").setLevel(logging.INFO)
+    access = logging.getLogger("listserv.web.access")
+    access.setLevel(logging.INFO if verbose else logging.WARNING)
     cfg = settings()
     web_settings = cfg.web
     if host:

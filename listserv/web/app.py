@@ -3,7 +3,9 @@
 
 Handlers are thin: read the request, run the page function (database work)
 in a worker thread so the SMTP intake sharing this event loop never waits on
-SQLite, render the page. Form posts that browsers make (join, confirm) are
+SQLite, render the page. The list index and list pages, which everyone sees
+alike and which take the traffic, are served from a few-second page cache
+(`pages.PageCache`) without a thread or a query. Form posts that browsers make (join, confirm) are
 refused when the browser says they come from another site; the one-click
 unsubscribe POST is not, because mail providers' servers send it.
 
@@ -22,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
@@ -30,10 +32,23 @@ from starlette.types import ASGIApp
 from listserv.config import Settings
 from listserv.templates import Templates
 from listserv.web import confirm, listinfo, unsubscribe
-from listserv.web.pages import Link, Page, Web, client_host, message, read_form, render, text_field
+from listserv.web.pages import (
+    Link,
+    Page,
+    PageCache,
+    Web,
+    client_host,
+    message,
+    read_form,
+    render,
+    text_field,
+)
 from listserv.web.security import AccessLog, SecurityHeaders, is_cross_site
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+#: How long the list index and list pages are served from memory.
+PAGE_CACHE_SECONDS = 5.0
 
 
 def _web(request: Request) -> Web:
@@ -62,15 +77,28 @@ async def index(request: Request) -> Response:
     return RedirectResponse(request.scope.get("root_path", "") + "/lists", status_code=302)
 
 
+async def _cached(request: Request, web: Web, make: Callable[[], Page]) -> Response:
+    """A page from the cache, or made in a worker thread and kept if it is a 200."""
+    key = request.scope.get("root_path", "") + request.url.path.lower()
+    body = web.cache.get(key)
+    if body is not None:
+        return HTMLResponse(body)
+    page = await run_in_threadpool(make)
+    response = render(request, web, page)
+    if page.status == 200:
+        web.cache.put(key, bytes(response.body))
+    return response
+
+
 async def lists_index(request: Request) -> Response:
     web = _web(request)
-    return render(request, web, await run_in_threadpool(listinfo.lists_page, web))
+    return await _cached(request, web, lambda: listinfo.lists_page(web))
 
 
 async def list_page(request: Request) -> Response:
     web = _web(request)
     name = request.path_params["name"]
-    return render(request, web, await run_in_threadpool(listinfo.list_page, web, name))
+    return await _cached(request, web, lambda: listinfo.list_page(web, name))
 
 
 async def join(request: Request) -> Response:
@@ -110,6 +138,7 @@ async def confirm_post(request: Request) -> Response:
         text_field(form, "form_key"),
         client_host(request),
     )
+    web.cache.clear()  # the member count may have changed
     web.on_outbox()
     return render(request, web, page)
 
@@ -135,6 +164,7 @@ async def unsubscribe_post(request: Request) -> Response:
         text_field(form, "List-Unsubscribe"),
         client_host(request),
     )
+    web.cache.clear()
     web.on_outbox()
     return render(request, web, page)
 
@@ -189,6 +219,7 @@ def create_app(
     *,
     on_outbox: Callable[[], None] | None = None,
     joins_per_client_per_hour: int | None = None,
+    page_cache_seconds: float = PAGE_CACHE_SECONDS,
 ) -> ASGIApp:
     """The ASGI application for one site; `on_outbox` wakes an embedded delivery worker."""
     web = Web(
@@ -199,6 +230,7 @@ def create_app(
         joins_per_client_per_hour=(
             joins_per_client_per_hour or settings.limits.requests_per_sender_per_hour
         ),
+        cache=PageCache(page_cache_seconds),
     )
     app = Starlette(
         routes=ROUTES,

@@ -163,7 +163,7 @@ def expired_page(request: PendingRequest, mlist: MailingList | None) -> Page:
     )
 
 
-_USED_WORDS = {
+_USED_WORDS: dict[str, str] = {
     RequestStatus.DONE: "This request was confirmed{on}, so there is nothing more to do.",
     RequestStatus.AWAITING_APPROVAL: (
         "You have already confirmed this request. An owner of the list is reviewing it, "
@@ -245,16 +245,18 @@ def confirm_page(web: Web, token: str, now: datetime | None = None) -> Page:
 def _result_page(request: PendingRequest, mlist: MailingList, outcome: Outcome) -> Page:
     back = _start_again(mlist)
     if outcome.status == Status.DONE:
-        heading = {
+        headings: dict[str, str] = {
             RequestKind.SUBSCRIBE: f"Welcome to {mlist.display_name}",
             RequestKind.UNSUBSCRIBE: f"You have left {mlist.display_name}",
             RequestKind.SET_OPTION: "Your setting is changed",
-        }.get(request.kind, "Done")
-        more = {
+        }
+        heading = headings.get(request.kind, "Done")
+        follow_ups: dict[str, str] = {
             RequestKind.SUBSCRIBE: "We have sent you a welcome message that says how to post "
             "and how to leave.",
             RequestKind.UNSUBSCRIBE: "We have sent you a message to confirm it.",
-        }.get(request.kind)
+        }
+        more = follow_ups.get(request.kind)
         paragraphs = [outcome.text] + ([more] if more else [])
         return message(200, heading, *paragraphs, next_steps=back)
     if outcome.status == Status.PENDING:

@@ -93,7 +93,7 @@ def list_not_found(name: str) -> Page:
 
 
 def lists_page(web: Web) -> Page:
-    with db.session_scope(web.factory) as session:
+    with web.factory() as session:  # reads only: never committed
         counts = dict(
             session.execute(
                 select(Member.list_id, func.count())
@@ -122,7 +122,7 @@ def foia_paragraphs(web: Web, view: dict[str, str]) -> list[str]:
 
 
 def list_page(web: Web, name: str) -> Page:
-    with db.session_scope(web.factory) as session:
+    with web.factory() as session:  # reads only: never committed
         mlist = public_list(session, name)
         if mlist is None:
             return list_not_found(name)

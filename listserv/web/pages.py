@@ -9,6 +9,7 @@ tested without HTTP as well.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,35 @@ from listserv.web.security import origin_of
 FORM_LIMIT = 16 * 1024
 
 
+class PageCache:
+    """Rendered pages every visitor sees alike (the list index, list pages), for seconds.
+
+    The list page is what a community links to and what gets busy; its only
+    changing part is the member count, which may be a few seconds old. Used
+    from the event loop only, so a hit costs no thread and no database round
+    trip. Web changes to membership clear it at once; changes by mail show
+    within `seconds`. Only successful pages of existing lists are kept, so the
+    cache cannot be filled with made-up names.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._pages: dict[str, tuple[float, bytes]] = {}
+
+    def get(self, key: str) -> bytes | None:
+        entry = self._pages.get(key)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key: str, body: bytes) -> None:
+        if self.seconds > 0:
+            self._pages[key] = (time.monotonic() + self.seconds, body)
+
+    def clear(self) -> None:
+        self._pages.clear()
+
+
 @dataclass(frozen=True)
 class Web:
     """What the pages need from the service: settings, sessions, templates."""
@@ -42,6 +72,7 @@ class Web:
     on_outbox: Callable[[], None]
     #: Join-form posts one client address (IPv6: one /64) may make per hour.
     joins_per_client_per_hour: int
+    cache: PageCache = field(default_factory=lambda: PageCache(0))
 
     @property
     def secret(self) -> str:

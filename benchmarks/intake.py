@@ -114,6 +114,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument(
+        "--intake-only",
+        action="store_true",
+        help="serve --no-workers: measure intake alone, then drain with a worker process",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,8 +126,9 @@ async def main() -> None:
         port = free_port()
         config = write_config(var, port)
         env = dict(os.environ, LISTSERV_CONFIG=str(config))
+        extra = ["--no-workers"] if args.intake_only else []
         proc = subprocess.Popen(
-            [sys.executable, "-m", "listserv", "serve", "--no-web"],
+            [sys.executable, "-m", "listserv", "serve", "--no-web", *extra],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
@@ -136,6 +142,15 @@ async def main() -> None:
             elapsed = time.perf_counter() - started
             accepted_at = time.perf_counter()
             db = var / "listserv.sqlite3"
+            if args.intake_only:  # hand over to a full service to drain the queue
+                proc.terminate()
+                proc.wait(timeout=30)
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "listserv", "serve", "--no-web"],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                )
             while waiting(db):
                 await asyncio.sleep(0.05)
             drained = time.perf_counter() - accepted_at

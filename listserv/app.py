@@ -157,7 +157,7 @@ class Service:
         worker = DeliveryWorker(
             self.factory,
             self.relay,
-            claim_size=max(2000, d.batch_size * d.connections),
+            claim_size=max(10_000, d.batch_size * d.connections * 4),
             batch_size=d.batch_size,
             concurrency=d.connections,
             lease=timedelta(seconds=d.lease_seconds),

@@ -9,16 +9,17 @@ The worker is a small pipeline, so the relay never waits for the database:
 
     claim (thread) → plan copies → senders (relay connections) → recorder (thread)
 
-- claim: one UPDATE … RETURNING leases a few thousand recipients, read-ahead bounded
-  so at most two claims' worth are held at once (the roster never sits in memory);
+- claim: a few UPDATE … RETURNING statements lease up to `claim_size` recipients
+  (10,000 in the service), read-ahead bounded so at most two claims' worth are held
+  at once (the roster never sits in memory);
 - plan: a personalized post is one copy per member, spliced from the shared decorated
   copy (`decorate.personalize`, microseconds); a bulk post is one copy per batch,
   sorted by domain; service mail goes as it is;
 - senders: several at a time per relay connection, so a pipelining relay client
   always has the next transaction to send;
-- recorder: group commit, as the inbound queue does: whatever results arrived while
-  the previous commit ran are settled in the next one, so a relay's 250 is durable a
-  few milliseconds later and a killed worker re-sends only what was in flight.
+- recorder: group commit: the results of the last `commit_interval` (50 ms) are
+  settled in one transaction, so a relay's 250 is durable within about 50 ms and a
+  killed worker re-sends only what was in flight or in that window.
 
 Leases are renewed while held, and released when the worker stops.
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from listserv import outbox
 from listserv.addresses import verp_encode
 from listserv.models import BounceEvent, MailingList, OutboxJob, Post, utcnow
-from listserv.relays import Relay, RelayUnavailable, SendResult
+from listserv.relays import CanonicalBytes, Relay, RelayUnavailable, SendResult, canonical
 
 if TYPE_CHECKING:
     from listserv.config import Settings
@@ -100,11 +102,14 @@ def make_personalizer(settings: Settings) -> Personalizer:
     def personalized_copy(job: JobInfo, recipient: Addressee) -> bytes:
         if job.kind != "post" or not job.personalized or not recipient.unsubscribe_token:
             return job.raw
-        return personalize(
+        copy = personalize(
             job.raw,
             f"{base}/unsubscribe/{job.list_name}/{recipient.unsubscribe_token}",
             leave_address=f"{job.list_name}-leave@{job.domain}",
         )
+        # The splice keeps the shared copy's CRLF line ends (header values lose any
+        # CR/LF), so a canonical shared copy gives canonical copies.
+        return CanonicalBytes(copy) if type(job.raw) is CanonicalBytes else copy
 
     return personalized_copy
 
@@ -217,6 +222,9 @@ class DeliveryWorker:
         self._in_flight = 0
         self._room = asyncio.Event()
         self._sqlite = factory.kw["bind"].dialect.name == "sqlite"
+        # Claims and results are handled in threads: the job cache and the set of jobs
+        # to look at for their end are shared between them.
+        self._lock = threading.Lock()
         self._unchecked: set[int] = set()  # jobs settled since we last looked for the end
         self._checked_at = 0.0
         self._drained = False  # the last claim found less than it could take
@@ -261,9 +269,7 @@ class DeliveryWorker:
         finally:
             for task in helpers:
                 task.cancel()
-            for task in helpers:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await asyncio.wait(helpers, timeout=10)
             await asyncio.shield(asyncio.to_thread(self._stop))
 
     async def run_once(self) -> int:
@@ -378,17 +384,22 @@ class DeliveryWorker:
                 batch_size=self.batch_size,
             )
             job_ids = {r.job_id for r in claim.recipients} | {b.job_id for b in claim.batches}
-            missing = job_ids - self._jobs.keys()
+            with self._lock:
+                missing = job_ids - self._jobs.keys()
+                refs = self._job_refs
+                for row in claim.recipients:
+                    refs[row.job_id] = refs.get(row.job_id, 0) + 1
+                for batch in claim.batches:
+                    refs[batch.job_id] = refs.get(batch.job_id, 0) + 1
             if missing:
-                self._load_jobs(session, missing)
-        refs = self._job_refs
-        for row in claim.recipients:
-            refs[row.job_id] = refs.get(row.job_id, 0) + 1
-        for batch in claim.batches:
-            refs[batch.job_id] = refs.get(batch.job_id, 0) + 1
-        return claim, {job_id: self._jobs[job_id] for job_id in job_ids}
+                loaded = self._load_jobs(session, missing)
+                with self._lock:
+                    self._jobs.update(loaded)
+        with self._lock:
+            return claim, {job_id: self._jobs[job_id] for job_id in job_ids}
 
-    def _load_jobs(self, session: Session, ids: set[int]) -> None:
+    def _load_jobs(self, session: Session, ids: set[int]) -> dict[int, JobInfo]:
+        loaded: dict[int, JobInfo] = {}
         query = (
             select(OutboxJob, MailingList.name, MailingList.domain)
             .outerjoin(MailingList, MailingList.id == OutboxJob.list_id)
@@ -398,7 +409,8 @@ class DeliveryWorker:
             raw = job.raw
             if self.signer is not None:
                 raw = self._prepare_signed(session, job, raw, domain or "")
-            self._jobs[job.id] = JobInfo(
+            raw = CanonicalBytes(canonical(raw))
+            loaded[job.id] = JobInfo(
                 id=job.id,
                 kind=job.kind,
                 list_id=job.list_id,
@@ -411,6 +423,7 @@ class DeliveryWorker:
                 expires_at=job.expires_at,
                 post_id=job.post_id,
             )
+        return loaded
 
     def _prepare_signed(self, session: Session, job: OutboxJob, raw: bytes, domain: str) -> bytes:
         """ARC-seal a post's shared copy once; DKIM-sign copies that are the same for all."""
@@ -425,7 +438,8 @@ class DeliveryWorker:
     def _record(self, done: _Outcomes) -> None:
         now = utcnow()
         jobs = [a.item.job_id for a in done.attempts] + [b.batch.job_id for b in done.batches]
-        expires = {job_id: self._jobs[job_id].expires_at for job_id in set(jobs)}
+        with self._lock:
+            expires = {job_id: self._jobs[job_id].expires_at for job_id in set(jobs)}
         with self.factory() as session, session.begin():
             settled = outbox.record(
                 session,
@@ -437,7 +451,8 @@ class DeliveryWorker:
             )
             if settled.failures:
                 self.on_failures(session, settled.failures)
-            self._unchecked |= settled.jobs
+            with self._lock:
+                self._unchecked |= settled.jobs
             # Looking for a job's end costs queries: do it once a second, or on every
             # commit once the outbox is nearly drained (the job's last rows are here).
             if self._drained or time.monotonic() - self._checked_at > 1.0:
@@ -450,15 +465,17 @@ class DeliveryWorker:
                 failure.code,
                 failure.reply,
             )
-        for job_id in jobs:
-            self._release_job(job_id)
+        with self._lock:
+            for job_id in jobs:
+                self._release_job(job_id)
 
     def _finish(self) -> None:
         with self.factory() as session, session.begin():
             self._finish_in(session, utcnow())
 
     def _finish_in(self, session: Session, now: datetime) -> None:
-        checking, self._unchecked = self._unchecked, set()
+        with self._lock:
+            checking, self._unchecked = self._unchecked, set()
         self._checked_at = time.monotonic()
         for job in outbox.finish_jobs(session, checking, now):
             self._report(session, job)
@@ -492,6 +509,7 @@ class DeliveryWorker:
             )
 
     def _release_job(self, job_id: int) -> None:
+        """One leased row or batch of `job_id` is settled (called under the lock)."""
         refs = self._job_refs.get(job_id, 0) - 1
         if refs > 0:
             self._job_refs[job_id] = refs
@@ -534,8 +552,14 @@ class DeliveryWorker:
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:
+    """Wait for `event` at most `timeout` seconds.
+
+    asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+    that arrives as the event is set, and a stopping worker would then wait forever.
+    """
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await event.wait()
 
 
 def record_relay_bounces(session: Session, failures: Sequence[outbox.Failure]) -> None:

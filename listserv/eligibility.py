@@ -19,6 +19,7 @@ Codes an :class:`Ineligible` may carry: ``empty-address``, ``control-character``
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -172,6 +173,7 @@ def _shown(text: str, limit: int = 120) -> str:
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
+@functools.lru_cache(maxsize=8192)
 def normalise_address(address: str) -> str:
     """The lookup key for an address, so one person maps to one member row.
 

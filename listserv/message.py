@@ -197,6 +197,11 @@ def from_addresses(msg: EmailMessage) -> list[tuple[str, str]]:
         raw_headers = [v for k, v in msg.raw_items() if k.lower() == "from"]
     except Exception:
         return []
+    # Several stages ask; parsing the header is the costly part, so remember it.
+    cache_key = tuple(raw_headers)
+    cached = getattr(msg, "_listserv_from", None)
+    if cached is not None and cached[0] == cache_key:
+        return list(cached[1])
     for raw in raw_headers:
         try:  # parse each header on its own, so one hostile header cannot hide another
             addresses = msg.policy.header_fetch_parse("From", raw).addresses  # type: ignore[attr-defined]
@@ -210,6 +215,10 @@ def from_addresses(msg: EmailMessage) -> list[tuple[str, str]]:
                 continue
             if addr_spec and addr_spec != "<>":
                 found.append((display, addr_spec))
+    try:
+        msg._listserv_from = (cache_key, tuple(found))  # type: ignore[attr-defined]
+    except Exception:
+        pass
     return found
 
 

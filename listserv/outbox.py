@@ -33,9 +33,9 @@ import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from listserv.addresses import split_address
@@ -50,8 +50,8 @@ BULK_BATCH = 500
 #: Ids per `IN (…)` list: well under SQLite's and PostgreSQL's parameter limits.
 _CHUNK = 900
 
-_RECIPIENTS = OutboxRecipient.__table__
-_BATCHES = OutboxBatch.__table__
+_RECIPIENTS = cast(Table, OutboxRecipient.__table__)
+_BATCHES = cast(Table, OutboxBatch.__table__)
 _OPEN = (OutboxState.QUEUED.value, OutboxState.DEFERRED.value)
 _UNFINISHED = (OutboxState.QUEUED.value, OutboxState.ACTIVE.value, OutboxState.DEFERRED.value)
 
@@ -261,6 +261,7 @@ def _claim_rows(
     ids = select(table.c.id).where(*due).limit(n)
     if session.get_bind().dialect.name == "postgresql":
         ids = ids.with_for_update(skip_locked=True)
+    returned: tuple[Any, ...]
     if table is _BATCHES:
         returned = (table.c.id, table.c.job_id, table.c.recipients, table.c.attempts)
     else:
@@ -348,7 +349,7 @@ def _pid_alive(pid: int) -> bool:
 
 def backoff(attempts: int, start: timedelta = BACKOFF_START) -> timedelta:
     """start, 2×start, 4×start … after each failed attempt, capped at two hours."""
-    delay = start * (2 ** max(attempts - 1, 0))
+    delay: timedelta = start * int(2 ** max(attempts - 1, 0))
     return min(delay, max(BACKOFF_MAX, start))
 
 

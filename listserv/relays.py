@@ -95,8 +95,20 @@ class MaildirRelay:
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
+class CanonicalBytes(bytes):
+    """A message already in SMTP's canonical form: CRLF line ends, ending in CRLF.
+
+    Checking that costs three scans of the message; fan-out makes the shared copy
+    canonical once and marks each spliced copy, so a copy is not scanned again.
+    """
+
+    __slots__ = ()
+
+
 def canonical(message: bytes) -> bytes:
     """The message with CRLF line ends (the form SMTP carries), ending in CRLF."""
+    if type(message) is CanonicalBytes:
+        return message
     if b"\r" not in message:
         message = message.replace(b"\n", b"\r\n")
     else:
@@ -196,17 +208,19 @@ class _Link(asyncio.Protocol):
         self._broken(exc or ConnectionError("the relay closed the connection"))
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
         self.progress = asyncio.get_running_loop().time()
-        buffer = self.buffer
-        start = 0
+        if self.buffer:
+            data = bytes(self.buffer) + data
+            self.buffer.clear()
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        if tail:
+            self.buffer += tail
+        expect = self.expect
         try:
-            while True:
-                end = buffer.find(b"\n", start)
-                if end < 0:
-                    break
-                line = bytes(buffer[start:end]).rstrip(b"\r")
-                start = end + 1
+            for line in lines:
+                if line.endswith(b"\r"):
+                    line = line[:-1]
                 code = line[:3]
                 if len(line) < 3 or not code.isdigit():
                     raise _ProtocolError(f"not an SMTP reply: {line[:80]!r}")
@@ -220,11 +234,19 @@ class _Link(asyncio.Protocol):
                 else:
                     text = line[4:]
                 number = int(code)
-                if number == 421:
-                    self.closing = True
-                if self.expect:
+                if expect:
+                    kind, txn, index = expect[0]
+                    if kind == _RCPT and number < 400 and txn.mail_reply[0] < 400:
+                        # The common case, a recipient accepted, in a bulk batch 500 times.
+                        expect.popleft()
+                        txn.accepted.append(txn.waiting[index])
+                        continue
+                    if number == 421:
+                        self.closing = True
                     self._answer(number, text)
                 else:
+                    if number == 421:
+                        self.closing = True
                     self.replies.append((number, text.decode("utf-8", "replace")))
                     if self.waiter is not None and not self.waiter.done():
                         self.waiter.set_result(None)
@@ -232,7 +254,6 @@ class _Link(asyncio.Protocol):
             self._broken(exc)
             if self.transport is not None:
                 self.transport.abort()
-        del buffer[:start]
 
     def _arm(self) -> None:
         loop = asyncio.get_running_loop()
@@ -406,7 +427,11 @@ class SMTPRelay:
     configured; SMTPUTF8 and BODY=8BITMIME are used when the message needs them. A
     transaction the relay never answered because the connection broke is tried once
     more on a fresh connection; otherwise a broken connection defers its recipients.
+    After a failure to connect, transactions fail at once for `DOWN_FOR` seconds
+    rather than each trying its own connection to a relay that is down.
     """
+
+    DOWN_FOR = 1.0
 
     def __init__(
         self,
@@ -434,6 +459,8 @@ class SMTPRelay:
         self.tls_context = tls_context
         self._queue: asyncio.Queue[_Transaction] | None = None
         self._workers: list[asyncio.Task[None]] = []
+        self._down: RelayUnavailable | None = None  # the last failure to connect
+        self._down_until = 0.0
 
     async def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
         loop = asyncio.get_running_loop()
@@ -473,11 +500,16 @@ class SMTPRelay:
                     await self._quit(link)
                     link = None
                 if link is None:
+                    if self._down is not None and time.monotonic() < self._down_until:
+                        txn.fail(self._down)  # no connection storm against a dead relay
+                        continue
                     try:
                         link = await self._open()
                     except RelayUnavailable as exc:
+                        self._down, self._down_until = exc, time.monotonic() + self.DOWN_FOR
                         txn.fail(exc)
                         continue
+                    self._down = None
                 try:
                     if link.has("PIPELINING"):
                         await link.pipeline(txn)
@@ -659,5 +691,6 @@ class SMTPRelay:
     async def _quit(self, link: _Link) -> None:
         with contextlib.suppress(Exception):
             if link.error is None and not link.closing:
-                await asyncio.wait_for(link.command(b"QUIT"), 2.0)
+                async with asyncio.timeout(2.0):
+                    await link.command(b"QUIT")
         link.close()

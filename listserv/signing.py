@@ -116,7 +116,7 @@ class Signer:
 
     def sign(self, message: bytes, domain: str = "") -> bytes:
         """The message with a DKIM-Signature (d= `domain`, relaxed/relaxed) on top."""
-        signature = dkim.sign(
+        signature: bytes = dkim.sign(
             message,
             self.selector,
             (domain or self.default_domain).encode("ascii"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import socket
+import ssl
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from sqlalchemy import insert
 from sqlalchemy.orm import Session as DBSession
 from sqlalchemy.orm import sessionmaker
@@ -66,6 +67,9 @@ class ScriptedRelay:
     rcpt_answer: Callable[[str], str | None] = lambda address: None
     transactions: list[Transaction] = field(default_factory=list)
     connections: int = 0
+    tls_context: ssl.SSLContext | None = None  # offer STARTTLS, and require it
+    login: tuple[str, str] | None = None  # require AUTH with this user and password
+    authenticated: list[str] = field(default_factory=list)
     _server: asyncio.AbstractServer | None = None
     _protocols: list[SMTP] = field(default_factory=list)
 
@@ -108,6 +112,21 @@ class ScriptedRelay:
         )
         return f"250 2.0.0 queued as {len(self.transactions)}"
 
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            self.login is not None
+            and (
+                data.login.decode(),
+                data.password.decode(),
+            )
+            == self.login
+        )
+        if ok:
+            self.authenticated.append(mechanism)
+        return AuthResult(success=ok, handled=False)
+
     # control ---------------------------------------------------------------------
 
     def _protocol(self) -> SMTP:
@@ -118,6 +137,11 @@ class ScriptedRelay:
             decode_data=False,
             hostname="relay.test",
             ident="scripted relay",
+            tls_context=self.tls_context,
+            require_starttls=self.tls_context is not None,
+            auth_required=self.login is not None,
+            auth_require_tls=self.tls_context is not None,
+            authenticator=self._authenticate if self.login else None,
         )
         self._protocols.append(proto)
         return proto

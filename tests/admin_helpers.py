@@ -19,7 +19,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from listserv.cli import main
-from tests.conftest import TEST_SECRET, shipped_config
+from tests.conftest import config_data
 
 
 def _toml_value(value: Any) -> str:
@@ -47,25 +47,6 @@ def to_toml(data: dict[str, Any]) -> str:
         lines.extend(f"{k} = {_toml_value(v)}" for k, v in content.items())
         lines.append("")
     return "\n".join(lines)
-
-
-def config_data(db_url: str, var_dir: Path, **overrides: Any) -> dict[str, Any]:
-    """The same inputs as conftest.make_settings, as a mapping."""
-    data = shipped_config()
-    data["site"]["secret"] = TEST_SECRET
-    data["site"]["var_dir"] = str(var_dir)
-    data["smtp"]["port"] = 0
-    data["delivery"]["maildir"] = str(var_dir / "mail")
-    data["database"]["url"] = db_url
-    data["web"]["port"] = 0
-    for key, value in overrides.items():
-        if key == "list":
-            data["lists"][0].update(value)
-        elif key == "lists":
-            data["lists"] = value
-        else:
-            data.setdefault(key, {}).update(value)
-    return data
 
 
 def write_config(path: Path, db_url: str, var_dir: Path, **overrides: Any) -> Path:

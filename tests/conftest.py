@@ -71,8 +71,8 @@ def shipped_config() -> dict[str, Any]:
     return tomllib.loads(DEFAULT_CONFIG.read_text())
 
 
-def make_settings(db_url: str, var_dir: Path, **overrides: Any) -> Settings:
-    """The shipped configuration pointed at a test database and var dir.
+def config_data(db_url: str, var_dir: Path, **overrides: Any) -> dict[str, Any]:
+    """The shipped configuration pointed at a test database and var dir, as a mapping.
 
     `overrides` are merged into tables: `site={...}`, `limits={...}`,
     `delivery={...}`, `lists=[...]` (replaces the lists), `list={...}`
@@ -92,7 +92,14 @@ def make_settings(db_url: str, var_dir: Path, **overrides: Any) -> Settings:
             data["lists"] = value
         else:
             data.setdefault(key, {}).update(value)
-    return settings_from_mapping(data, environ={}, base=var_dir)
+    return data
+
+
+def make_settings(db_url: str, var_dir: Path, **overrides: Any) -> Settings:
+    """Settings from `config_data` (see there for the overrides)."""
+    return settings_from_mapping(
+        config_data(db_url, var_dir, **overrides), environ={}, base=var_dir
+    )
 
 
 @pytest.fixture

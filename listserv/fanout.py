@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from email.utils import format_datetime, make_msgid
 
 from listserv import notices, outbox, roster
 from listserv.context import Context
@@ -76,10 +77,36 @@ def bulk_unsubscribe_headers(shared: bytes, mlist: MailingList, page_url: str) -
     return shared[:cut] + header + shared[cut:]
 
 
+def with_required_headers(ctx: Context, post: Post) -> bytes:
+    """The post with a Message-ID and Date added if it came without them.
+
+    RFC 5322 requires a Date and every receiver expects a Message-ID; a bare
+    client (a script, smtplib) may send neither. Like Postfix's cleanup, we
+    add them to the copies we send; the archived original stays as received,
+    and the post records the Message-ID its copies carry.
+    """
+    head_end = post.raw.find(b"\n\n")
+    crlf_end = post.raw.find(b"\r\n\r\n")
+    if crlf_end != -1 and (head_end == -1 or crlf_end < head_end):
+        head_end = crlf_end
+    head = (post.raw if head_end == -1 else post.raw[:head_end]).lower()
+    eol = b"\r\n" if b"\r\n" in post.raw[:2000] else b"\n"
+    added = b""
+    if not head.startswith(b"message-id:") and b"\nmessage-id:" not in head:
+        message_id = make_msgid(domain=ctx.settings.site.domain)
+        added += f"Message-ID: {message_id}".encode() + eol
+        if not post.message_id:
+            post.message_id = message_id
+    if not head.startswith(b"date:") and b"\ndate:" not in head:
+        added += f"Date: {format_datetime(ctx.now)}".encode() + eol
+    return added + post.raw
+
+
 def build_shared_copy(ctx: Context, mlist: MailingList, post: Post) -> bytes:
     """The one decorated copy of a post every recipient's copy is made from."""
     footer_text, footer_html = render_footers(ctx, mlist)
-    shared = decorate_post(post.raw, list_identity(ctx, mlist), footer_text, footer_html)
+    original = with_required_headers(ctx, post)
+    shared = decorate_post(original, list_identity(ctx, mlist), footer_text, footer_html)
     if mlist.delivery_style != "personalized":
         page = f"{ctx.settings.web.base_url}/lists/{mlist.name}"
         shared = bulk_unsubscribe_headers(shared, mlist, page)

@@ -155,10 +155,10 @@ class Service:
                 if n < 20:
                     break
                 # Accepting comes first, as in Postfix: while mail is arriving,
-                # processing leaves intake half the time (it shares the GIL and
+                # processing leaves intake most of the time (it shares the GIL and
                 # SQLite's one writer) and catches up once the burst is over.
                 if time.monotonic() - self.last_arrival < 0.2:
-                    await asyncio.sleep(0.1)
+                    await asyncio.sleep(0.3)
 
     async def _delivery_loop(self) -> None:
         d = self.settings.delivery

@@ -173,6 +173,7 @@ class MailingList(Base):
     public: Mapped[bool] = mapped_column(default=True)
     retention_days: Mapped[int] = mapped_column(default=0)
     legal_hold: Mapped[bool] = mapped_column(default=False)
+    last_digest_at: Mapped[datetime | None] = mapped_column(default=None)
     bounce_score_threshold: Mapped[float] = mapped_column(Float, default=5.0)
     bounce_stale_after_days: Mapped[int] = mapped_column(default=7)
     bounce_warnings: Mapped[int] = mapped_column(default=3)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from listserv import bounces, conduct, db, ratelimit, retention
+from listserv import bounces, conduct, db, digests, ratelimit, retention
 from listserv.models import PendingRequest, RequestStatus, utcnow
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ HOUSEKEEPING: list[tuple[str, Callable[[Session, datetime], int], timedelta]] = 
     ("bounces", bounces.housekeeping, timedelta(minutes=15)),
     ("lift-conduct", conduct.lift_expired, timedelta(minutes=5)),
     ("retention", retention.apply_retention, timedelta(hours=1)),
+    ("digests", digests.send_digests, timedelta(minutes=10)),
 ]
 
 

@@ -3,7 +3,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 03:18:29.358759
+Create Date: 2026-11-22 04:05:03.188275
 """
 
 from collections.abc import Sequence
@@ -84,6 +84,7 @@ def upgrade() -> None:
         sa.Column("public", sa.Boolean(), nullable=False),
         sa.Column("retention_days", sa.Integer(), nullable=False),
         sa.Column("legal_hold", sa.Boolean(), nullable=False),
+        sa.Column("last_digest_at", listserv.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("bounce_score_threshold", sa.Float(), nullable=False),
         sa.Column("bounce_stale_after_days", sa.Integer(), nullable=False),
         sa.Column("bounce_warnings", sa.Integer(), nullable=False),

@@ -36,6 +36,7 @@ from listserv.eligibility import Ineligible, check_address
 from listserv.models import (
     DeliveryMode,
     MailingList,
+    Member,
     PendingRequest,
     Post,
     RequestKind,
@@ -105,11 +106,12 @@ def _usage(usage: str) -> Outcome:
     return Outcome.error(f"Usage: {usage}")
 
 
-def _member(request: CommandRequest, mlist: MailingList, address: str) -> Outcome | None:
-    """None if `address` is a member, else the refusal."""
-    if roster.find_member(request.ctx.session, mlist, address) is None:
+def _member(request: CommandRequest, mlist: MailingList, address: str) -> Member | Outcome:
+    """The member with this address, or the refusal to send back."""
+    member = roster.find_member(request.ctx.session, mlist, address)
+    if member is None:
         return Outcome.refused(f"{address} is not a member of {mlist.display_name}.")
-    return None
+    return member
 
 
 def parse_until(word: str, now: datetime) -> datetime | None:
@@ -214,9 +216,9 @@ def delete(request: CommandRequest, args: list[str]) -> Outcome:
     if isinstance(grant, Outcome):
         return grant
     ctx = request.ctx
-    member = roster.find_member(ctx.session, mlist, address)
-    if member is None:
-        return Outcome.refused(f"{address} is not a member of {mlist.display_name}.")
+    member = _member(request, mlist, address)
+    if isinstance(member, Outcome):
+        return member
     roster.remove_member(
         ctx.session,
         mlist,
@@ -594,9 +596,9 @@ def set_option(request: CommandRequest, args: list[str]) -> Outcome:
     grant = authorize(request, mlist, "set", _line("set", mlist, rest))
     if isinstance(grant, Outcome):
         return grant
-    member = roster.find_member(ctx.session, mlist, address)
-    if member is None:
-        return Outcome.refused(f"{address} is not a member of {mlist.display_name}.")
+    member = _member(request, mlist, address)
+    if isinstance(member, Outcome):
+        return member
     if option in MODERATE_WORDS:
         try:
             changed = conduct.moderate_member(
@@ -649,9 +651,9 @@ def suspend(request: CommandRequest, args: list[str]) -> Outcome:
     if isinstance(grant, Outcome):
         return grant
     address = _address(rest[0])
-    member = roster.find_member(ctx.session, mlist, address)
-    if member is None:
-        return Outcome.refused(f"{address} is not a member of {mlist.display_name}.")
+    member = _member(request, mlist, address)
+    if isinstance(member, Outcome):
+        return member
     try:
         conduct.suspend_member(
             ctx, mlist, member, until=until, note=note, actor=grant.actor, auth=grant.auth
@@ -675,9 +677,9 @@ def lift(request: CommandRequest, args: list[str]) -> Outcome:
         return grant
     ctx = request.ctx
     address = _address(rest[0])
-    member = roster.find_member(ctx.session, mlist, address)
-    if member is None:
-        return Outcome.refused(f"{address} is not a member of {mlist.display_name}.")
+    member = _member(request, mlist, address)
+    if isinstance(member, Outcome):
+        return member
     changed = conduct.lift_conduct(ctx, mlist, member, actor=grant.actor, auth=grant.auth)
     if not changed:
         return Outcome.info(f"{member.address} is under no measure on {mlist.display_name}.")

@@ -31,7 +31,8 @@ from listserv.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
 from listserv.lists import get_list, sync_from_config  # noqa: E402
 from listserv.message import parse_message  # noqa: E402
 from listserv.models import InboundMessage, utcnow  # noqa: E402
-from listserv.router import Delivery, route  # noqa: E402
+from listserv.routing.delivery import Delivery  # noqa: E402
+from listserv.routing.router import route  # noqa: E402
 from listserv.templates import Templates  # noqa: E402
 from tests.test_bounces import make_dsn  # noqa: E402
 

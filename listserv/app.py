@@ -27,8 +27,8 @@ from listserv.config import Settings
 from listserv.delivery import DeliveryWorker, make_personalizer
 from listserv.inbound import InboundWriter
 from listserv.intake import IntakeHandler, KnownLists, server_factory
-from listserv.processing import process_pending
 from listserv.relays import MaildirRelay, Relay, SMTPRelay
+from listserv.routing.processing import process_pending
 from listserv.signing import make_signer
 from listserv.templates import Templates
 

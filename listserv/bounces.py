@@ -68,7 +68,7 @@ from listserv.outcomes import Outcome
 from listserv.tokens import hash_token, new_token
 
 if TYPE_CHECKING:
-    from listserv.router import Delivery
+    from listserv.routing.delivery import Delivery
 
 #: Who the audit log and membership history name for what this module does.
 ACTOR = "bounce-processor"

@@ -31,7 +31,8 @@ from listserv.addresses import Recipient, parse_recipient
 from listserv.context import Context
 from listserv.message import auto_reply_reason, from_addresses, header_text
 from listserv.models import MailingList, Member, OutboxJob, Post, PostStatus, Role
-from listserv.router import Delivery, route
+from listserv.routing.delivery import Delivery
+from listserv.routing.router import route
 from listserv.rules import Action, Verdict, evaluate, post_context
 
 #: Who decided a post the rules decided, for "already handled by …".

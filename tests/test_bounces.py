@@ -46,8 +46,9 @@ from listserv.models import (
     RequestStatus,
     utcnow,
 )
-from listserv.processing import process_one
-from listserv.router import Delivery, route
+from listserv.routing.delivery import Delivery
+from listserv.routing.processing import process_one
+from listserv.routing.router import route
 from listserv.templates import Templates
 from tests.conftest import make_settings
 

@@ -30,7 +30,7 @@ from listserv.models import (
 )
 from listserv.outcomes import Status
 from listserv.posting import receive_post
-from listserv.router import Delivery
+from listserv.routing.delivery import Delivery
 from listserv.tokens import hash_token
 from tests.conftest import make_message
 

@@ -14,7 +14,7 @@ from listserv import audit, owner_auth, ratelimit, roster
 from listserv.commands import dispatch
 from listserv.context import Context
 from listserv.message import auto_reply_reason, sender_address
-from listserv.router import Delivery
+from listserv.routing.delivery import Delivery
 
 
 def receive_command_mail(ctx: Context, delivery: Delivery) -> str:

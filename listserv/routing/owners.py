@@ -14,7 +14,7 @@ from listserv import outbox, roster
 from listserv.context import Context
 from listserv.message import auto_reply_reason
 from listserv.models import Role
-from listserv.router import Delivery
+from listserv.routing.delivery import Delivery
 
 
 def relay_to_owners(ctx: Context, delivery: Delivery) -> str:

@@ -9,24 +9,10 @@ map of the service's addresses, so a reader sees in one place where mail goes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from email.message import EmailMessage
 
-from listserv.addresses import Destination, Recipient
+from listserv.addresses import Destination
 from listserv.context import Context
-from listserv.models import InboundMessage, MailingList
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One message for one of our addresses, as the stages receive it."""
-
-    inbound: InboundMessage
-    message: EmailMessage
-    recipient: Recipient
-    mlist: MailingList | None
-    envelope_from: str
-
+from listserv.routing.delivery import Delivery
 
 #: A stage's entry point; returns a short note for the inbound row's reason.
 Stage = Callable[[Context, Delivery], str]
@@ -45,7 +31,7 @@ def _post(ctx: Context, delivery: Delivery) -> str:
 
 
 def _owner(ctx: Context, delivery: Delivery) -> str:
-    from listserv.owners import relay_to_owners
+    from listserv.routing.owners import relay_to_owners
 
     return relay_to_owners(ctx, delivery)
 

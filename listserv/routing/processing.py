@@ -26,7 +26,8 @@ from listserv.lists import get_list
 from listserv.message import message_id, parse_message
 from listserv.models import InboundMessage, InboundStatus, utcnow
 from listserv.owner_auth import scrub_raw
-from listserv.router import Delivery, route
+from listserv.routing.delivery import Delivery
+from listserv.routing.router import route
 from listserv.templates import Templates
 
 log = logging.getLogger("listserv.processing")

@@ -34,6 +34,7 @@ from listserv.models import InboundMessage, utcnow  # noqa: E402
 from listserv.routing.delivery import Delivery  # noqa: E402
 from listserv.routing.router import route  # noqa: E402
 from listserv.templates import Templates  # noqa: E402
+from tests.actors import as_actor  # noqa: E402
 from tests.test_bounces import make_dsn  # noqa: E402
 
 
@@ -63,7 +64,7 @@ def main() -> None:
         mlist = get_list(session, "sm-cop")
         assert mlist is not None
         for address in addresses:
-            roster.add_member(session, mlist, address, actor="bench", channel="cli")
+            roster.add_member(session, mlist, address, actor=as_actor("bench", "cli"))
 
     start = utcnow() - timedelta(days=1)
     timings: dict[str, list[float]] = {"verp": [], "plain": []}

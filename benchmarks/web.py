@@ -36,6 +36,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.actors import as_actor
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -101,7 +103,7 @@ def seed(config: Path, members: int, unsubscribers: int, database_url: str = "")
                 for i in range(unsubscribers)
             ]
             roster.add_members_bulk(
-                session, mlist, people, actor="benchmark", channel="cli", audit_each=False
+                session, mlist, people, audit_each=False, actor=as_actor("benchmark", "cli")
             )
         with factory() as session:
             rows = session.execute(

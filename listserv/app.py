@@ -14,7 +14,6 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from listserv import db, lists
+from listserv import lists, periodic
 from listserv.config import Settings
 from listserv.delivery import DeliveryWorker, make_personalizer
 from listserv.inbound import InboundWriter
@@ -30,7 +29,9 @@ from listserv.intake import IntakeHandler, KnownLists, server_factory
 from listserv.relays import MaildirRelay, Relay, SMTPRelay
 from listserv.routing.processing import process_pending
 from listserv.signing import make_signer
+from listserv.startup import make_templates, prepare_database
 from listserv.templates import Templates
+from listserv.web.server import start_web
 
 log = logging.getLogger("listserv")
 
@@ -48,20 +49,6 @@ def make_relay(settings: Settings) -> Relay:
             helo_name=settings.site.domain,
         )
     return MaildirRelay(d.maildir)
-
-
-def prepare_database(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:
-    """Migrate to head and seed the configured lists."""
-    db.upgrade(settings.database_url)
-    engine = db.make_engine(settings.database_url)
-    factory = db.make_sessionmaker(engine)
-    with db.session_scope(factory) as session:
-        lists.sync_from_config(session, settings)
-    return engine, factory
-
-
-def make_templates(settings: Settings) -> Templates:
-    return Templates(settings.site.var_dir / "templates")
 
 
 @dataclass
@@ -87,7 +74,8 @@ class Service:
     smtp_port: int = 0
     last_arrival: float = 0.0
     web_port: int = 0
-    background: list[Callable[[Service], Awaitable[None]]] = field(default_factory=list)
+    #: The periodic jobs this process runs (with `workers`): periodic.HOUSEKEEPING.
+    housekeeping: list[periodic.Job] = field(default_factory=list)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -110,9 +98,11 @@ class Service:
             self.inbound_ready.set()
             self.tasks.append(asyncio.create_task(self._processing_loop(), name="processing"))
             self.tasks.append(asyncio.create_task(self._delivery_loop(), name="delivery"))
-            for job in self.background:
-                name = getattr(job, "__name__", "job")
-                self.tasks.append(asyncio.create_task(job(self), name=name))
+            keeper = periodic.Housekeeper(self.factory, self.settings, self.templates)
+            for job in self.housekeeping:
+                self.tasks.append(
+                    asyncio.create_task(keeper.run(job, self.stopping), name=job.name)
+                )
         server = await loop.create_server(
             server_factory(handler, self.settings.smtp.max_message_size, self.settings.site.domain),
             host=self.settings.smtp.host,
@@ -131,9 +121,9 @@ class Service:
         )
 
     async def _start_web(self) -> None:
-        from listserv.web.server import start_web
-
-        task, port = await start_web(self)
+        task, port = await start_web(
+            self.settings, self.factory, self.templates, on_outbox=self.outbox_ready.set
+        )
         self.tasks.append(task)
         self.web_port = port
 
@@ -215,15 +205,8 @@ def build_service(settings: Settings, *, web: bool = False, workers: bool = True
         personalizer=make_personalizer(settings),
         signer=make_signer(settings),
         web=web,
-        background=_background_jobs(),
+        housekeeping=list(periodic.HOUSEKEEPING),
     )
-
-
-def _background_jobs() -> list[Callable[[Service], Awaitable[None]]]:
-    """Periodic tasks of later stages (bounce scoring, expiries), in one visible place."""
-    from listserv.periodic import PERIODIC_JOBS
-
-    return list(PERIODIC_JOBS)
 
 
 async def serve(settings: Settings, *, web: bool = True, workers: bool = True) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from listserv.actors import Actor
 from listserv.models import AuditEvent, utcnow
 
 
@@ -41,6 +42,34 @@ def record(
     )
     session.add(event)
     return event
+
+
+def record_act(
+    session: Session,
+    actor: Actor,
+    action: str,
+    *,
+    at: datetime,
+    source: str = "",
+    list_name: str = "",
+    target: str = "",
+    outcome: str = "ok",
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """The audit row of an act: who, through which channel and how proved, come from the actor."""
+    return record(
+        session,
+        action,
+        channel=actor.channel,
+        list_name=list_name,
+        actor=actor.address,
+        target=target,
+        source=source,
+        outcome=outcome,
+        auth=actor.auth,
+        detail=detail,
+        at=at,
+    )
 
 
 def query(

@@ -12,9 +12,8 @@ it applies to (None: every list on the site). A pattern is one of
   `re.match`, ignoring case — the same three forms Mailman accepts.
 
 Patterns are validated before they are stored, so a typo cannot become a ban
-that silently matches everyone or nothing. Every addition and removal is
-audited with the actor and channel; this module trusts its caller to have
-proved the actor is an owner (or the host operator).
+that silently matches everyone or nothing. Adding and lifting bans are acts
+(`acts/bans.py`); this module is the matching every stage shares.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from listserv import audit, roster
+from listserv import roster
 from listserv.context import Context
 from listserv.eligibility import InvalidAddress, normalise_address
 from listserv.models import Ban, MailingList, Member
@@ -120,94 +119,6 @@ def find_ban(session: Session, mlist: MailingList | None, pattern: str) -> Ban |
 def list_bans(session: Session, mlist: MailingList | None) -> Sequence[Ban]:
     """The bans of one list (not the site's), or the site-wide bans for None."""
     return session.scalars(select(Ban).where(_scope(mlist)).order_by(Ban.pattern)).all()
-
-
-def _view(ban: Ban, mlist: MailingList | None) -> dict[str, Any]:
-    return {
-        "pattern": ban.pattern,
-        "kind": pattern_kind(ban.pattern),
-        "scope": mlist.name if mlist is not None else "site",
-        "reason": ban.reason,
-    }
-
-
-def add_ban(
-    ctx: Context,
-    mlist: MailingList | None,
-    pattern: str,
-    *,
-    actor: str,
-    auth: str,
-    reason: str = "",
-) -> Ban:
-    """Store a ban on a list (or site-wide for None); audited `ban-add`.
-
-    Members who already match stay on the roster (removal is a separate,
-    deliberate act), but they can no longer post or rejoin.
-    """
-    stored = normalise_pattern(pattern)
-    where = mlist.display_name if mlist is not None else "the site"
-    if find_ban(ctx.session, mlist, stored) is not None:
-        raise BanError(f"{stored} is already banned on {where}")
-    ban = Ban(
-        list_id=mlist.id if mlist is not None else None,
-        pattern=stored,
-        reason=reason.strip(),
-        created_by=actor[:320],
-        created_at=ctx.now,
-    )
-    ctx.session.add(ban)
-    ctx.session.flush()
-    audit.record(
-        ctx.session,
-        "ban-add",
-        channel=ctx.channel,
-        list_name=mlist.name if mlist is not None else "",
-        actor=actor,
-        target=stored,
-        source=ctx.source,
-        auth=auth,
-        detail={"after": _view(ban, mlist)},
-        at=ctx.now,
-    )
-    return ban
-
-
-def remove_ban(
-    ctx: Context, mlist: MailingList | None, pattern: str, *, actor: str, auth: str
-) -> bool:
-    """Lift a ban; False if there was none. Audited `ban-remove`.
-
-    The pattern is looked up as typed and in its stored form, so `UNBAN
-    Jane@Example.COM` finds the ban stored as `jane@example.com`.
-    """
-    candidates = [pattern.strip()]
-    try:
-        candidates.append(normalise_pattern(pattern))
-    except BanError:
-        pass
-    ban = next(
-        (b for b in (find_ban(ctx.session, mlist, c) for c in candidates) if b is not None),
-        None,
-    )
-    if ban is None:
-        return False
-    before = _view(ban, mlist)
-    ctx.session.delete(ban)
-    ctx.session.flush()
-    audit.record(
-        ctx.session,
-        "ban-remove",
-        channel=ctx.channel,
-        list_name=mlist.name if mlist is not None else "",
-        actor=actor,
-        target=ban.pattern,
-        source=ctx.source,
-        auth=auth,
-        detail={"before": before},
-        at=ctx.now,
-    )
-    return True
 
 
 def matchers(session: Session, mlist: MailingList | None) -> list[Matcher]:

@@ -1,6 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """What domain logic is handed: a session, the settings, templates and the time.
 
+Who acts, and through which channel, is not here: it is the `Actor` each act
+takes (actors.py), so one context serves every channel.
+
 Passing these explicitly (rather than a global config, as Mailman does) keeps
 domain functions testable with a real database and a clock the test sets.
 """
@@ -23,5 +26,4 @@ class Context:
     settings: Settings
     templates: Templates
     now: datetime = field(default_factory=utcnow)
-    channel: str = "email"  # email, cli, web, system
     source: str = ""  # the peer or Message-ID the action came from, for the audit log

@@ -98,8 +98,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             finally:
                 _release(dbapi_conn)
 
-        dialect.do_commit = do_commit  # type: ignore[method-assign]
-        dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+        # On this engine's dialect instance only: the bound methods take the connection.
+        setattr(dialect, "do_commit", do_commit)  # noqa: B010
+        setattr(dialect, "do_rollback", do_rollback)  # noqa: B010
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 

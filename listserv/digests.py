@@ -12,15 +12,13 @@ queues the digest, so a crash neither loses a day nor sends it twice.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from listserv import outbox
-from listserv.bounces import system_context
 from listserv.context import Context
-from listserv.fanout import list_identity, render_footers
 from listserv.message import header_text, parse_message
 from listserv.models import (
     DeliveryMode,
@@ -32,6 +30,7 @@ from listserv.models import (
     Role,
 )
 from listserv.outbox import RecipientSpec
+from listserv.posting.fanout import list_identity, render_footers
 
 #: How often a list's digest goes out.
 DIGEST_INTERVAL = timedelta(days=1)
@@ -139,10 +138,9 @@ def send_digest(ctx: Context, mlist: MailingList) -> int:
     return len(recipients)
 
 
-def send_digests(session: Session, now: datetime) -> int:
+def send_digests(ctx: Context) -> int:
     """The periodic job: every list's digest that is due."""
-    ctx = system_context(session, now)
     return sum(
         send_digest(ctx, mlist)
-        for mlist in session.scalars(select(MailingList).order_by(MailingList.id))
+        for mlist in ctx.session.scalars(select(MailingList).order_by(MailingList.id))
     )

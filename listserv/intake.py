@@ -85,7 +85,7 @@ class IntakeHandler:
         if recipient.list_name and recipient.list_name not in await self.known_lists.names():
             return str(replies.NO_SUCH_USER)
         envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.append(rcpt_options)
+        envelope.rcpt_options.extend(rcpt_options)
         return str(replies.RECIPIENT_OK)
 
     async def handle_DATA(self, server: SMTP, session: SMTPSession, envelope: Envelope) -> str:

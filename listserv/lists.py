@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from listserv import roster
+from listserv.actors import system_actor
 from listserv.config import ListSettings, Settings
 from listserv.eligibility import EligibilityRule, describe_rule
 from listserv.models import MailingList, Member, Role
@@ -97,8 +99,7 @@ def apply_config_changes(mlist: MailingList, settings: ListSettings) -> None:
 
 def sync_from_config(session: Session, settings: Settings) -> list[str]:
     """Create or update every configured list and its configured owners/moderators."""
-    from listserv import roster
-
+    actor = system_actor("config")
     touched = []
     for lst in settings.lists:
         mlist = get_list(session, lst.name)
@@ -119,51 +120,6 @@ def sync_from_config(session: Session, settings: Settings) -> list[str]:
             )
             for address in addresses:
                 if roster.address_key(address) not in existing:
-                    roster.add_member(
-                        session,
-                        mlist,
-                        address,
-                        role=role,
-                        actor="config",
-                        channel="system",
-                    )
+                    roster.add_member(session, mlist, address, role=role, actor=actor)
         touched.append(lst.name)
     return touched
-
-
-def change_list(
-    session: Session,
-    mlist: MailingList,
-    changes: dict[str, object],
-    *,
-    actor: str,
-    channel: str,
-    auth: str = "",
-    source: str = "",
-) -> dict[str, object]:
-    """Change list settings (HOLD/FREE, legal hold, `lists set`), audited before/after."""
-    from listserv import audit
-
-    before: dict[str, object] = {}
-    after: dict[str, object] = {}
-    for key, value in changes.items():
-        if not hasattr(mlist, key) or key in ("id", "name", "created_at"):
-            raise ValueError(f"{key} is not a list setting")
-        current = getattr(mlist, key)
-        if current != value:
-            before[key] = current
-            after[key] = value
-            setattr(mlist, key, value)
-    if after:
-        audit.record(
-            session,
-            "list-change",
-            channel=channel,
-            list_name=mlist.name,
-            actor=actor,
-            target=mlist.name,
-            source=source,
-            auth=auth,
-            detail={"before": before, "after": after},
-        )
-    return before

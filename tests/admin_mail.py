@@ -20,6 +20,7 @@ from listserv.context import Context
 from listserv.lists import get_list
 from listserv.models import AuditEvent, Base, MailingList, Member, Role
 from listserv.passwords import hash_password
+from tests.actors import as_actor
 from tests.conftest import make_message, make_settings, read_maildir, send, settle, wait_for
 
 DOMAIN = "lists.example.gov"
@@ -54,7 +55,6 @@ def context(service: Service) -> Context:
         session=service.factory(),
         settings=service.settings,
         templates=service.templates,
-        channel="system",
         source="test",
     )
 
@@ -71,7 +71,7 @@ def with_list(service: Service, change: Callable[[Context, MailingList], Any]) -
 def add_members(service: Service, *addresses: str) -> None:
     def add(ctx: Context, mlist: MailingList) -> None:
         for address in addresses:
-            roster.add_member(ctx.session, mlist, address, actor="test", channel="system")
+            roster.add_member(ctx.session, mlist, address, actor=as_actor("test", "system"))
 
     with_list(service, add)
 

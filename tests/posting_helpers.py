@@ -12,6 +12,7 @@ from listserv import roster
 from listserv.app import Service
 from listserv.lists import get_list
 from listserv.models import Member, Post, Role
+from tests.actors import as_actor
 from tests.conftest import read_maildir, send, settle
 
 LIST = "sm-cop"
@@ -29,7 +30,9 @@ def add_member(
     with service.factory() as session, session.begin():
         mlist = get_list(session, LIST)
         assert mlist is not None
-        member = roster.add_member(session, mlist, address, name=name, role=role, actor="test")
+        member = roster.add_member(
+            session, mlist, address, name=name, role=role, actor=as_actor("test")
+        )
         for key, value in changes.items():
             setattr(member, key, value)
         return member.id

@@ -9,10 +9,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from listserv import bans, roster, subscriptions
+from listserv import bans, roster
+from listserv.acts import bans as ban_acts
+from listserv.acts import subscriptions
+from listserv.acts.errors import Conflict, NotFound
 from listserv.context import Context
 from listserv.lists import get_list
 from listserv.models import AuditEvent, Ban
+from tests.actors import as_actor
 from tests.admin_helpers import run_cli, write_config
 
 
@@ -64,13 +68,13 @@ def test_unusable_patterns_are_refused_with_the_reason(typed: str, why: str) -> 
 def test_is_banned_matches_list_patterns(
     ctx_factory: Callable[..., Context], pattern: str, address: str, banned: bool
 ) -> None:
-    ctx = ctx_factory(channel="cli")
+    ctx = ctx_factory()
     mlist = get_list(ctx.session, "sm-cop")
     assert mlist is not None
-    bans.add_ban(ctx, mlist, pattern, actor="owner@digital.gov", auth="host")
+    ban_acts.ban(ctx, as_actor("owner@digital.gov", "cli", "host"), mlist, pattern)
     assert bans.is_banned(ctx, mlist, address) is banned
     # The posting rules and subscriptions use the same check.
-    assert subscriptions.is_banned(ctx, mlist, address) is banned
+    assert subscriptions.bans.is_banned is bans.is_banned
     # A list ban does not reach the site level.
     assert bans.is_banned(ctx, None, address) is False
 
@@ -78,9 +82,11 @@ def test_is_banned_matches_list_patterns(
 def test_site_bans_apply_to_every_list_and_are_listed_apart(
     ctx_factory: Callable[..., Context],
 ) -> None:
-    ctx = ctx_factory(channel="cli")
+    ctx = ctx_factory()
     mlist = get_list(ctx.session, "sm-cop")
-    bans.add_ban(ctx, None, "*@spam.example", actor="root@host", auth="host", reason="spam run")
+    ban_acts.ban(
+        ctx, as_actor("root@host", "cli", "host"), None, "*@spam.example", reason="spam run"
+    )
     assert bans.is_banned(ctx, mlist, "x@spam.example")
     assert bans.is_banned(ctx, None, "x@spam.example")
     assert [b.pattern for b in bans.list_bans(ctx.session, None)] == ["*@spam.example"]
@@ -90,18 +96,18 @@ def test_site_bans_apply_to_every_list_and_are_listed_apart(
 def test_adding_and_removing_a_ban_is_audited_and_duplicates_are_refused(
     ctx_factory: Callable[..., Context],
 ) -> None:
-    ctx = ctx_factory(channel="email", source="<cmd@agency.gov>")
+    ctx = ctx_factory(source="<cmd@agency.gov>")
     mlist = get_list(ctx.session, "sm-cop")
     assert mlist is not None
-    ban = bans.add_ban(
-        ctx, mlist, "Troll@Example.com", actor="owner@digital.gov", auth="confirmed-reply"
-    )
+    owner = as_actor("owner@digital.gov", "email", "confirmed-reply")
+    ban = ban_acts.ban(ctx, owner, mlist, "Troll@Example.com")
     assert ban.pattern == "troll@example.com"
-    with pytest.raises(bans.BanError, match="already banned"):
-        bans.add_ban(ctx, mlist, "troll@EXAMPLE.com", actor="owner@digital.gov", auth="x")
+    with pytest.raises(Conflict, match="already banned"):
+        ban_acts.ban(ctx, owner, mlist, "troll@EXAMPLE.com")
     # Removal finds the ban whatever case it is typed in.
-    assert bans.remove_ban(ctx, mlist, "TROLL@example.com", actor="owner@digital.gov", auth="p")
-    assert not bans.remove_ban(ctx, mlist, "troll@example.com", actor="owner@digital.gov", auth="")
+    assert ban_acts.unban(ctx, owner, mlist, "TROLL@example.com")
+    with pytest.raises(NotFound):
+        ban_acts.unban(ctx, owner, mlist, "troll@example.com")
     ctx.session.flush()
     events = ctx.session.scalars(
         select(AuditEvent).where(AuditEvent.action.in_(("ban-add", "ban-remove")))
@@ -119,12 +125,12 @@ def test_adding_and_removing_a_ban_is_audited_and_duplicates_are_refused(
 def test_members_matching_names_current_members_a_new_ban_covers(
     ctx_factory: Callable[..., Context],
 ) -> None:
-    ctx = ctx_factory(channel="cli")
+    ctx = ctx_factory()
     mlist = get_list(ctx.session, "sm-cop")
     assert mlist is not None
     for address in ("a@bad.gov", "b@bad.gov", "c@good.gov"):
-        roster.add_member(ctx.session, mlist, address, channel="cli")
-    ban = bans.add_ban(ctx, mlist, "*@bad.gov", actor="root@host", auth="host")
+        roster.add_member(ctx.session, mlist, address, actor=as_actor("test", "cli"))
+    ban = ban_acts.ban(ctx, as_actor("root@host", "cli", "host"), mlist, "*@bad.gov")
     assert [m.address for m in bans.members_matching(ctx.session, mlist, ban.pattern)] == [
         "a@bad.gov",
         "b@bad.gov",

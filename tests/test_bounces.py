@@ -21,9 +21,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from listserv import bounces, outbox, roster, subscriptions
+from listserv import bounces, outbox, roster
+from listserv.actors import email_actor
 from listserv.addresses import parse_recipient
 from listserv.config import Settings
+from listserv.confirmations.dispatch import confirm
 from listserv.context import Context
 from listserv.db import make_engine, make_sessionmaker, upgrade
 from listserv.delivery import DeliveryWorker
@@ -50,6 +52,7 @@ from listserv.routing.delivery import Delivery
 from listserv.routing.processing import process_one
 from listserv.routing.router import route
 from listserv.templates import Templates
+from tests.actors import as_actor
 from tests.conftest import make_settings
 
 BOUNCES = Path(__file__).parent / "data" / "bounces"
@@ -130,14 +133,13 @@ class World:
     templates: Templates
 
     @contextmanager
-    def ctx(self, now: datetime | None = None, channel: str = "cli") -> Iterator[Context]:
+    def ctx(self, now: datetime | None = None) -> Iterator[Context]:
         with self.factory() as session, session.begin():
             yield Context(
                 session=session,
                 settings=self.settings,
                 templates=self.templates,
                 now=now or utcnow(),
-                channel=channel,
                 source="test",
             )
 
@@ -145,7 +147,7 @@ class World:
         with self.ctx() as ctx:
             mlist = get_list(ctx.session, "sm-cop")
             assert mlist is not None
-            member = roster.add_member(ctx.session, mlist, address, actor="test", channel="cli")
+            member = roster.add_member(ctx.session, mlist, address, actor=as_actor("test", "cli"))
             for key, value in changes.items():
                 setattr(member, key, value)
             ctx.session.flush()
@@ -164,7 +166,7 @@ class World:
         self, raw: bytes, rcpt: str = BOUNCES_ADDRESS, *, now: datetime, mail_from: str = ""
     ) -> str:
         """Route one message to a bounces address as the processing stage does."""
-        with self.ctx(now, channel="email") as ctx:
+        with self.ctx(now) as ctx:
             row = InboundMessage(
                 mail_from=mail_from, rcpt_tos=[rcpt], raw=raw, size=len(raw), received_at=now
             )
@@ -667,8 +669,8 @@ def test_member_turns_delivery_back_on_by_confirming_the_notice(world: World) ->
     disable(world)
     world.warn(DAY0 + timedelta(days=11))
     first, second = world.mail_to(JANE)
-    with world.ctx(DAY0 + timedelta(days=12), channel="email") as ctx:
-        outcome = subscriptions.confirm(ctx, reenable_token(second), JANE)
+    with world.ctx(DAY0 + timedelta(days=12)) as ctx:
+        outcome = confirm(ctx, email_actor(JANE), reenable_token(second))
     assert outcome.status == "done", outcome.text
     member = world.member(JANE)
     assert member is not None
@@ -678,8 +680,8 @@ def test_member_turns_delivery_back_on_by_confirming_the_notice(world: World) ->
         0,
     )
     assert member.last_warning_at is None
-    with world.ctx(DAY0 + timedelta(days=12), channel="email") as ctx:
-        assert subscriptions.confirm(ctx, reenable_token(first), JANE).status == "refused"
+    with world.ctx(DAY0 + timedelta(days=12)) as ctx:
+        assert confirm(ctx, email_actor(JANE), reenable_token(first)).status == "refused"
     assert world.warn(DAY0 + timedelta(days=40)) == 0  # no longer disabled: no warnings
 
 

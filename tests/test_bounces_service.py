@@ -14,6 +14,7 @@ from listserv import bounces, periodic, roster
 from listserv.app import Service, build_service
 from listserv.lists import get_list
 from listserv.models import BounceEvent, InboundMessage, Member, Post
+from tests.actors import as_actor
 from tests.conftest import mail_to, make_message, make_settings, read_maildir, send, settle
 from tests.test_bounces import make_dsn, sample
 
@@ -25,7 +26,7 @@ def add_member(service: Service, address: str) -> int:
     with service.factory() as session, session.begin():
         mlist = get_list(session, "sm-cop")
         assert mlist is not None
-        return roster.add_member(session, mlist, address, actor="test", channel="cli").id
+        return roster.add_member(session, mlist, address, actor=as_actor("test", "cli")).id
 
 
 def events(service: Service) -> list[BounceEvent]:
@@ -45,10 +46,11 @@ def last_inbound(service: Service) -> InboundMessage:
 
 
 def run_bounce_job(service: Service) -> int:
-    """The periodic job exactly as the service runs it (a bare session and the time)."""
-    [job] = [fn for name, fn, _ in periodic.HOUSEKEEPING if name == "bounces"]
-    assert job is bounces.housekeeping
-    return periodic._once(service, job)
+    """The periodic job exactly as the service runs it (one round, its own transaction)."""
+    [job] = [job for job in periodic.HOUSEKEEPING if job.name == "bounces"]
+    assert job.run is bounces.housekeeping
+    keeper = periodic.Housekeeper(service.factory, service.settings, service.templates)
+    return keeper.once(job)
 
 
 async def test_verp_round_trip_from_post_to_scored_bounce(service: Service) -> None:

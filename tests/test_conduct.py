@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,20 +12,27 @@ import pytest
 from sqlalchemy import select
 
 from listserv import conduct, periodic, roster
+from listserv.acts import conduct as conduct_acts
+from listserv.acts.errors import Invalid
 from listserv.context import Context
 from listserv.lists import get_list
 from listserv.models import AuditEvent, DeliveryStatus, MailingList, Member, MembershipEvent
+from tests.actors import as_actor
 from tests.admin_helpers import run_cli, write_config
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def _setup(ctx_factory: Callable[..., Context]) -> tuple[Context, MailingList, Member]:
-    ctx = ctx_factory(channel="cli", now=T0)
+    ctx = ctx_factory(now=T0)
     mlist = get_list(ctx.session, "sm-cop")
     assert mlist is not None
     member = roster.add_member(
-        ctx.session, mlist, "jane.doe@agency.gov", channel="cli", now=T0 - timedelta(days=30)
+        ctx.session,
+        mlist,
+        "jane.doe@agency.gov",
+        now=T0 - timedelta(days=30),
+        actor=as_actor("test", "cli"),
     )
     ctx.session.commit()
     return ctx, mlist, member
@@ -35,15 +43,14 @@ def test_suspension_stops_delivery_and_lifts_itself_at_the_date(
 ) -> None:
     ctx, mlist, member = _setup(ctx_factory)
     until = T0 + timedelta(days=14)
-    changed = conduct.suspend_member(
+    changed = conduct_acts.suspend(
         ctx,
+        as_actor("owner@digital.gov", "cli", "host"),
         mlist,
-        member,
+        member.address,
         until=until,
         note="second notice: personal attacks",
-        actor="owner@digital.gov",
-        auth="host",
-    )
+    ).before
     assert set(changed) == {"delivery_status", "suspended_until", "conduct_note"}
     ctx.session.commit()
     assert member.delivery_status == DeliveryStatus.SUSPENDED
@@ -57,8 +64,8 @@ def test_suspension_stops_delivery_and_lifts_itself_at_the_date(
     assert "suspended until 2025-03-15" in conduct.describe(member)
 
     # A day before the date nothing is lifted; at the date it is.
-    assert conduct.lift_expired(ctx.session, until - timedelta(days=1)) == 0
-    assert conduct.lift_expired(ctx.session, until) == 1
+    assert conduct.lift_expired(replace(ctx, now=until - timedelta(days=1))) == 0
+    assert conduct.lift_expired(replace(ctx, now=until)) == 1
     ctx.session.commit()
     assert member.delivery_status == DeliveryStatus.ENABLED
     assert member.suspended_until is None and member.conduct_note == ""
@@ -74,25 +81,26 @@ def test_suspension_stops_delivery_and_lifts_itself_at_the_date(
     assert lifted.detail["before"]["conduct_note"] == "second notice: personal attacks"
     assert lifted.detail["after"]["delivery_status"] == "enabled"
     # Run again: nothing left to lift.
-    assert conduct.lift_expired(ctx.session, until + timedelta(days=1)) == 0
+    assert conduct.lift_expired(replace(ctx, now=until + timedelta(days=1))) == 0
 
 
 def test_moderation_until_a_date_and_standing_moderation(
     ctx_factory: Callable[..., Context],
 ) -> None:
     ctx, mlist, member = _setup(ctx_factory)
-    conduct.moderate_member(
+    conduct_acts.moderate(
         ctx,
+        as_actor("owner@digital.gov", "cli", "host"),
         mlist,
-        member,
+        member.address,
         until=T0 + timedelta(days=7),
         note="reminder ignored",
-        actor="owner@digital.gov",
-        auth="host",
     )
-    other = roster.add_member(ctx.session, mlist, "john@army.mil", channel="cli", now=T0)
-    conduct.moderate_member(
-        ctx, mlist, other, until=None, note="", actor="owner@digital.gov", auth="host"
+    other = roster.add_member(
+        ctx.session, mlist, "john@army.mil", now=T0, actor=as_actor("test", "cli")
+    )
+    conduct_acts.moderate(
+        ctx, as_actor("owner@digital.gov", "cli", "host"), mlist, other.address, until=None, note=""
     )
     ctx.session.commit()
     assert conduct.posting_restriction(member, T0) == "moderated"
@@ -100,12 +108,12 @@ def test_moderation_until_a_date_and_standing_moderation(
     assert member.delivery_status == DeliveryStatus.ENABLED
     # Expired but not yet lifted: the date alone already frees the member.
     assert conduct.posting_restriction(member, T0 + timedelta(days=8)) is None
-    assert conduct.lift_expired(ctx.session, T0 + timedelta(days=8)) == 1
+    assert conduct.lift_expired(replace(ctx, now=T0 + timedelta(days=8))) == 1
     ctx.session.commit()
     assert (member.moderated, member.moderated_until, member.conduct_note) == (False, None, "")
     # Moderation without a date stays until an owner lifts it.
     assert other.moderated is True
-    conduct.lift_conduct(ctx, mlist, other, actor="owner@digital.gov", auth="host")
+    conduct_acts.lift(ctx, as_actor("owner@digital.gov", "cli", "host"), mlist, other.address)
     assert other.moderated is False
 
 
@@ -113,25 +121,23 @@ def test_lifting_one_measure_keeps_the_other_and_its_note(
     ctx_factory: Callable[..., Context],
 ) -> None:
     ctx, mlist, member = _setup(ctx_factory)
-    conduct.moderate_member(
+    conduct_acts.moderate(
         ctx,
+        as_actor("o@digital.gov", "cli", "host"),
         mlist,
-        member,
+        member.address,
         until=T0 + timedelta(days=30),
         note="notice",
-        actor="o@digital.gov",
-        auth="host",
     )
-    conduct.suspend_member(
+    conduct_acts.suspend(
         ctx,
+        as_actor("o@digital.gov", "cli", "host"),
         mlist,
-        member,
+        member.address,
         until=T0 + timedelta(days=3),
         note="temporary removal",
-        actor="o@digital.gov",
-        auth="host",
     )
-    assert conduct.lift_expired(ctx.session, T0 + timedelta(days=3)) == 1
+    assert conduct.lift_expired(replace(ctx, now=T0 + timedelta(days=3))) == 1
     assert member.delivery_status == DeliveryStatus.ENABLED
     assert member.moderated is True
     assert member.conduct_note == "temporary removal"
@@ -141,17 +147,26 @@ def test_measures_need_a_future_date_and_every_step_is_audited(
     ctx_factory: Callable[..., Context],
 ) -> None:
     ctx, mlist, member = _setup(ctx_factory)
-    with pytest.raises(conduct.ConductError):
-        conduct.suspend_member(
-            ctx, mlist, member, until=T0, note="", actor="o@digital.gov", auth="host"
+    with pytest.raises(Invalid):
+        conduct_acts.suspend(
+            ctx, as_actor("o@digital.gov", "cli", "host"), mlist, member.address, until=T0, note=""
         )
-    conduct.note_member(
-        ctx, mlist, member, note="reminder: stay on topic", actor="o@digital.gov", auth="host"
+    conduct_acts.note(
+        ctx,
+        as_actor("o@digital.gov", "cli", "host"),
+        mlist,
+        member.address,
+        text="reminder: stay on topic",
     )
-    conduct.moderate_member(
-        ctx, mlist, member, until=None, note="notice", actor="o@digital.gov", auth="host"
+    conduct_acts.moderate(
+        ctx,
+        as_actor("o@digital.gov", "cli", "host"),
+        mlist,
+        member.address,
+        until=None,
+        note="notice",
     )
-    conduct.lift_conduct(ctx, mlist, member, actor="o@digital.gov", auth="host")
+    conduct_acts.lift(ctx, as_actor("o@digital.gov", "cli", "host"), mlist, member.address)
     ctx.session.flush()
     actions = [
         a
@@ -177,7 +192,7 @@ def test_measures_need_a_future_date_and_every_step_is_audited(
 
 
 def test_housekeeping_lists_the_conduct_and_retention_jobs() -> None:
-    jobs = {name: job for name, job, _ in periodic.HOUSEKEEPING}
+    jobs = {job.name: job.run for job in periodic.HOUSEKEEPING}
     assert jobs["lift-conduct"] is conduct.lift_expired
     assert "retention" in jobs
 
@@ -268,7 +283,7 @@ def test_enable_clears_the_bounce_record(
             "bounce_score": 6.0,
             "bounce_warnings_sent": 2,
         },
-        channel="system",
+        actor=as_actor("test", "system"),
     )
     ctx.session.commit()
     ctx.session.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from listserv.app import Service
+from listserv.context import Context
 from listserv.digests import send_digests
 from listserv.lists import get_list
 from listserv.models import DeliveryMode, utcnow
@@ -31,8 +32,8 @@ async def test_digest_members_get_one_digest_a_day(service: Service) -> None:
         mlist.last_digest_at = utcnow() - timedelta(days=1, minutes=1)
     for expected in (1, 0):  # once a day: the second run finds nothing due
         with service.factory() as session, session.begin():
-            session.info.update(settings=service.settings, templates=service.templates)
-            assert send_digests(session, utcnow()) == expected
+            ctx = Context(session=session, settings=service.settings, templates=service.templates)
+            assert send_digests(ctx) == expected
     service.outbox_ready.set()
     [digest] = await mail_to(service, BOB)
     assert "SM-COP digest" in digest["Subject"] and digest["List-Id"]

@@ -13,11 +13,14 @@ import pytest
 import sqlalchemy.exc
 from sqlalchemy import func, select
 
-from listserv import roster, roster_io
+from listserv import roster
 from listserv.context import Context
 from listserv.eligibility import EligibilityRule, Eligible, check_address
 from listserv.lists import get_list
 from listserv.models import AuditEvent, Member, MembershipEvent, Role
+from listserv.roster import files as roster_files
+from listserv.roster import plan as roster_plan
+from tests.actors import as_actor
 from tests.admin_helpers import run_cli, write_config
 
 RULE = EligibilityRule(suffixes=("gov", "mil"), allowed_addresses=("partner@vendor.com",))
@@ -48,9 +51,9 @@ solo@agency.gov
 
 def plan(
     text: str, fmt: str = "auto", existing: set[str] | None = None, force: bool = False
-) -> roster_io.ImportPlan:
-    detected, entries, ignored = roster_io.read_roster(text, fmt)
-    return roster_io.plan_import(
+) -> roster_plan.ImportPlan:
+    detected, entries, ignored = roster_files.read_roster(text, fmt)
+    return roster_plan.plan_import(
         entries,
         fmt=detected,
         rule=RULE,
@@ -133,7 +136,7 @@ def test_plain_file_with_comments_names_and_blank_lines() -> None:
 
 def test_windows_1252_files_are_decoded() -> None:
     data = "jane@agency.gov,Zoë Doe\n".encode("cp1252")
-    fmt, entries, _ = roster_io.read_roster(roster_io.decode(data))
+    fmt, entries, _ = roster_files.read_roster(roster_files.decode(data))
     assert (fmt, entries[0].name) == ("csv", "Zoë Doe")
 
 
@@ -151,8 +154,8 @@ def test_each_record_lands_in_exactly_one_count() -> None:
     )
     from listserv.bans import compile_pattern
 
-    detected, entries, _ = roster_io.read_roster(text)
-    result = roster_io.plan_import(
+    detected, entries, _ = roster_files.read_roster(text)
+    result = roster_plan.plan_import(
         entries,
         fmt=detected,
         rule=RULE,
@@ -202,7 +205,7 @@ def test_each_record_lands_in_exactly_one_count() -> None:
     ],
 )
 def test_the_cached_checker_agrees_with_check_address(address: str) -> None:
-    fast = roster_io.AddressChecker(RULE, "SM-COP")
+    fast = roster_plan.AddressChecker(RULE, "SM-COP")
     fast.check("warm@agency.gov")  # the domain cache is in use
     fast.check("warm@sub.agency.gov")
     expected = check_address(address, RULE, "SM-COP")
@@ -244,12 +247,12 @@ def five_thousand_lines() -> tuple[str, list[str]]:
 
 @pytest.fixture
 def roster_config(ctx_factory: Callable[..., Context], db_url: str, tmp_path: Path) -> Path:
-    ctx = ctx_factory(channel="cli")
+    ctx = ctx_factory()
     mlist = get_list(ctx.session, "sm-cop")
     assert mlist is not None
     _, existing = five_thousand_lines()
     for address in existing:
-        roster.add_member(ctx.session, mlist, address, channel="cli")
+        roster.add_member(ctx.session, mlist, address, actor=as_actor("test", "cli"))
     from listserv import bans
 
     bans.add_ban(ctx, mlist, "*@spam.gov", actor="root@host", auth="host")
@@ -361,15 +364,15 @@ def test_a_failure_mid_import_leaves_nothing_half_imported(
 def test_a_constraint_violation_in_a_late_batch_rolls_back_every_batch(
     ctx_factory: Callable[..., Context],
 ) -> None:
-    ctx = ctx_factory(channel="cli")
+    ctx = ctx_factory()
     mlist = get_list(ctx.session, "sm-cop")
     assert mlist is not None
-    roster.add_member(ctx.session, mlist, "taken@agency.gov", channel="cli")
+    roster.add_member(ctx.session, mlist, "taken@agency.gov", actor=as_actor("test", "cli"))
     ctx.session.commit()
     rows = [roster.NewMember(f"n{i}@agency.gov", f"n{i}@agency.gov") for i in range(2500)]
     rows.append(roster.NewMember("taken@agency.gov", "taken@agency.gov"))
     with pytest.raises(sqlalchemy.exc.IntegrityError):
-        roster.add_members_bulk(ctx.session, mlist, rows, actor="x", channel="cli", batch=1000)
+        roster.add_members_bulk(ctx.session, mlist, rows, batch=1000, actor=as_actor("x", "cli"))
     ctx.session.rollback()
     assert (
         ctx.session.scalar(

@@ -11,6 +11,7 @@ from listserv import conduct, roster
 from listserv.context import Context
 from listserv.lists import get_list
 from listserv.models import DeliveryMode
+from tests.actors import as_actor
 from tests.admin_helpers import run_cli, write_config
 
 T0 = datetime(2025, 1, 6, 15, 0, tzinfo=UTC)
@@ -23,22 +24,28 @@ def at(hours: float) -> datetime:
 def test_members_at_follows_joins_leaves_and_delivery_changes(
     ctx_factory: Callable[..., Context], db_url: str, tmp_path: Path
 ) -> None:
-    ctx = ctx_factory(channel="cli", now=at(0))
+    ctx = ctx_factory(now=at(0))
     mlist = get_list(ctx.session, "sm-cop")
     assert mlist is not None
     s = ctx.session
-    ann = roster.add_member(s, mlist, "ann@agency.gov", channel="email", now=at(1))
-    bob = roster.add_member(s, mlist, "bob@army.mil", channel="email", now=at(2))
-    roster.add_member(s, mlist, "cat@navy.mil", channel="cli", now=at(3))
-    roster.change_member(s, mlist, bob, {"delivery_mode": DeliveryMode.NOMAIL}, now=at(4))
-    roster.remove_member(s, mlist, ann, now=at(5))
-    roster.change_member(s, mlist, bob, {"delivery_mode": DeliveryMode.REGULAR}, now=at(6))
-    ann = roster.add_member(s, mlist, "Ann@Agency.gov", channel="web", now=at(7))
+    ann = roster.add_member(s, mlist, "ann@agency.gov", now=at(1), actor=as_actor("test", "email"))
+    bob = roster.add_member(s, mlist, "bob@army.mil", now=at(2), actor=as_actor("test", "email"))
+    roster.add_member(s, mlist, "cat@navy.mil", now=at(3), actor=as_actor("test", "cli"))
+    roster.change_member(
+        s, mlist, bob, {"delivery_mode": DeliveryMode.NOMAIL}, now=at(4), actor=as_actor("test")
+    )
+    roster.remove_member(s, mlist, ann, now=at(5), actor=as_actor("test"))
+    roster.change_member(
+        s, mlist, bob, {"delivery_mode": DeliveryMode.REGULAR}, now=at(6), actor=as_actor("test")
+    )
+    ann = roster.add_member(s, mlist, "Ann@Agency.gov", now=at(7), actor=as_actor("test", "web"))
     ctx.now = at(7.5)
     conduct.suspend_member(
         ctx, mlist, ann, until=at(100), note="", actor="o@digital.gov", auth="host"
     )
-    roster.add_member(s, mlist, "owner2@agency.gov", role="owner", now=at(8))
+    roster.add_member(
+        s, mlist, "owner2@agency.gov", role="owner", now=at(8), actor=as_actor("test")
+    )
     s.commit()
 
     def receiving(moment: datetime) -> list[str]:

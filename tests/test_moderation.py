@@ -12,7 +12,7 @@ from email.policy import SMTP
 import pytest
 from sqlalchemy import func, select
 
-from listserv import moderation, roster
+from listserv import roster
 from listserv.addresses import parse_recipient
 from listserv.context import Context
 from listserv.lists import get_list
@@ -29,9 +29,12 @@ from listserv.models import (
     RequestStatus,
 )
 from listserv.outcomes import Status
-from listserv.posting import receive_post
+from listserv.posting import moderation
+from listserv.posting.receive import receive_post
 from listserv.routing.delivery import Delivery
+from listserv.routing.router import route
 from listserv.tokens import hash_token
+from tests.actors import as_actor
 from tests.conftest import make_message
 
 MEMBERS = ["jane.doe@agency.gov", "bob.smith@agency.gov", "carol@army.mil"]
@@ -48,7 +51,8 @@ def deliver(ctx: Context, msg: EmailMessage, envelope_from: str = STRANGER) -> s
     recipient = parse_recipient(str(msg["To"]), ctx.settings.site.domains, "listserv")
     assert recipient is not None
     mlist = get_list(ctx.session, recipient.list_name)
-    return receive_post(ctx, Delivery(inbound, parse_message(raw), recipient, mlist, envelope_from))
+    delivery = Delivery(inbound, parse_message(raw), recipient, mlist, envelope_from)
+    return receive_post(ctx, delivery, forward=route)
 
 
 @pytest.fixture
@@ -59,8 +63,10 @@ def held(ctx_factory: Callable[..., Context]) -> int:
         mlist = get_list(ctx.session, "sm-cop")
         assert mlist is not None
         for address in MEMBERS:
-            roster.add_member(ctx.session, mlist, address)
-        roster.add_member(ctx.session, mlist, "mod@agency.gov", role="moderator")
+            roster.add_member(ctx.session, mlist, address, actor=as_actor("test"))
+        roster.add_member(
+            ctx.session, mlist, "mod@agency.gov", role="moderator", actor=as_actor("test")
+        )
         note = deliver(ctx, make_message(sender=f"Stan Ger <{STRANGER}>", subject="Outside"))
         assert note.startswith("post ") and " held: " in note
         post_id = ctx.session.scalar(select(func.max(Post.id)))
@@ -103,7 +109,7 @@ def test_hold_notifies_every_owner_and_moderator_with_a_confirm_address(
 
 
 def test_approve_continues_as_if_accepted(ctx_factory: Callable[..., Context], held: int) -> None:
-    ctx = ctx_factory(channel="cli")
+    ctx = ctx_factory()
     with ctx.session.begin():
         post = ctx.session.get(Post, held)
         assert post is not None
@@ -255,7 +261,7 @@ def test_decided_by_rules_reads_well(ctx_factory: Callable[..., Context]) -> Non
     with ctx.session.begin():
         mlist = get_list(ctx.session, "sm-cop")
         assert mlist is not None
-        roster.add_member(ctx.session, mlist, MEMBERS[0])
+        roster.add_member(ctx.session, mlist, MEMBERS[0], actor=as_actor("test"))
         deliver(ctx, make_message(sender=MEMBERS[0]), MEMBERS[0])
         post = ctx.session.scalar(select(Post))
         assert post is not None and post.status == PostStatus.ACCEPTED
@@ -272,7 +278,7 @@ def test_list_without_moderators_sends_hold_notices_to_the_postmaster(
         assert mlist is not None
         owner = roster.find_member(ctx.session, mlist, OWNER, "owner")
         assert owner is not None
-        roster.remove_member(ctx.session, mlist, owner)
+        roster.remove_member(ctx.session, mlist, owner, actor=as_actor("test"))
         deliver(ctx, make_message(sender=STRANGER))
         [notice] = service_mail_to(ctx, ctx.settings.site.postmaster)
         assert "awaits approval" in str(notice["Subject"])

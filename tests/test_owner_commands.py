@@ -17,7 +17,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from listserv import bans, moderation, roster
+from listserv import bans, roster
+from listserv.approved import scrub_raw, strip_password
 from listserv.context import Context
 from listserv.models import (
     Ban,
@@ -31,7 +32,8 @@ from listserv.models import (
     RequestStatus,
     utcnow,
 )
-from listserv.owner_auth import scrub_raw, strip_password
+from listserv.posting import moderation
+from tests.actors import as_actor
 from tests.admin_mail import (
     ATTACKER,
     MODERATOR,
@@ -65,7 +67,7 @@ READER = "reader@agency.gov"  # on the roster; no refusal may name it
 
 def _member(ctx: Context, mlist: MailingList, address: str) -> Member:
     found = roster.find_member(ctx.session, mlist, address)
-    return found or roster.add_member(ctx.session, mlist, address, actor="test", channel="system")
+    return found or roster.add_member(ctx.session, mlist, address, actor=as_actor("test", "system"))
 
 
 def _held_post(ctx: Context, mlist: MailingList, address: str) -> str:

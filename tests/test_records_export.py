@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from listserv import records, roster
+from listserv import roster
 from listserv.context import Context
 from listserv.lists import get_list
 from listserv.models import DeliveryMode, MailingList, Post, PostStatus
+from listserv.records import export as records
+from tests.actors import as_actor
 from tests.admin_helpers import run_cli, write_config
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -69,14 +71,16 @@ def add_post(
 @pytest.fixture
 def archive(ctx_factory: Callable[..., Context]) -> tuple[Context, MailingList]:
     """A list whose roster changes between posts, with posts of every status."""
-    ctx = ctx_factory(channel="cli", now=T0 + timedelta(days=30))
+    ctx = ctx_factory(now=T0 + timedelta(days=30))
     mlist = get_list(ctx.session, "sm-cop")
     assert mlist is not None
-    a = roster.add_member(ctx.session, mlist, "a@agency.gov", channel="cli", now=T0)
-    roster.add_member(ctx.session, mlist, "b@army.mil", channel="cli", now=T0)
+    a = roster.add_member(ctx.session, mlist, "a@agency.gov", now=T0, actor=as_actor("test", "cli"))
+    roster.add_member(ctx.session, mlist, "b@army.mil", now=T0, actor=as_actor("test", "cli"))
     add_post(ctx, mlist, 1, PostStatus.ACCEPTED, T0 + timedelta(hours=1), recipients=2)
     add_post(ctx, mlist, 2, PostStatus.ACCEPTED, T0 + timedelta(hours=2), recipients=2)
-    roster.add_member(ctx.session, mlist, "c@navy.mil", channel="cli", now=T0 + timedelta(hours=3))
+    roster.add_member(
+        ctx.session, mlist, "c@navy.mil", now=T0 + timedelta(hours=3), actor=as_actor("test", "cli")
+    )
     # Held at 4h, approved at 6h: after c joined and a went nomail at 5h.
     add_post(
         ctx,
@@ -92,8 +96,8 @@ def archive(ctx_factory: Callable[..., Context]) -> tuple[Context, MailingList]:
         mlist,
         a,
         {"delivery_mode": DeliveryMode.NOMAIL},
-        channel="email",
         now=T0 + timedelta(hours=5),
+        actor=as_actor("test", "email"),
     )
     add_post(ctx, mlist, 4, PostStatus.HELD, T0 + timedelta(hours=7))
     add_post(ctx, mlist, 5, PostStatus.REJECTED, T0 + timedelta(hours=8))

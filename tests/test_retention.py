@@ -4,16 +4,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from listserv import lists, periodic, retention
+from listserv import periodic
+from listserv.acts import lists as list_acts
 from listserv.context import Context
 from listserv.lists import get_list
 from listserv.models import AuditEvent, InboundMessage, MailingList, Post, PostStatus
+from listserv.records import retention
+from tests.actors import as_actor
 from tests.admin_helpers import run_cli, write_config
 from tests.test_records_export import add_post
 
@@ -23,7 +27,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)  # the CLI runs on the real clock
 @pytest.fixture
 def aged(ctx_factory: Callable[..., Context]) -> tuple[Context, MailingList]:
     """Posts of every status, 400 and 10 days old; the list keeps a year."""
-    ctx = ctx_factory(channel="cli", now=NOW)
+    ctx = ctx_factory(now=NOW)
     mlist = get_list(ctx.session, "sm-cop")
     assert mlist is not None
     n = 0
@@ -40,7 +44,7 @@ def aged(ctx_factory: Callable[..., Context]) -> tuple[Context, MailingList]:
             ctx.session.add(inbound)
             ctx.session.flush()
             post.inbound_id = inbound.id
-    lists.change_list(ctx.session, mlist, {"retention_days": 365}, actor="root@host", channel="cli")
+    list_acts.change_settings(ctx, as_actor("root@host", "cli"), mlist, {"retention_days": 365})
     ctx.session.commit()
     return ctx, mlist
 
@@ -80,24 +84,24 @@ def test_legal_hold_blocks_purge_list_delete_and_post_delete(
     aged: tuple[Context, MailingList],
 ) -> None:
     ctx, mlist = aged
-    lists.change_list(
-        ctx.session, mlist, {"legal_hold": True}, actor="counsel@agency.gov", channel="cli"
+    list_acts.change_settings(
+        ctx, as_actor("counsel@agency.gov", "cli"), mlist, {"legal_hold": True}
     )
     result = retention.purge_list(ctx.session, mlist, NOW)
     assert (result.held, result.posts) == (True, 0)
-    assert retention.apply_retention(ctx.session, NOW) == 0
+    assert retention.apply_retention(replace(ctx, now=NOW)) == 0
     with pytest.raises(retention.LegalHoldError, match="legal hold"):
-        retention.delete_list(ctx, mlist, actor="root@host", auth="host")
+        retention.delete_list(ctx, as_actor("root@host", "cli", "host"), mlist)
     post_id = ctx.session.scalars(select(Post.id)).first()
     assert post_id is not None
     with pytest.raises(retention.LegalHoldError):
-        retention.delete_posts(ctx, mlist, [post_id], actor="owner@digital.gov", auth="host")
+        retention.delete_posts(ctx, as_actor("owner@digital.gov", "cli", "host"), mlist, [post_id])
     assert _post_count(ctx) == 8
     # Lifted: the same purge now runs.
-    lists.change_list(
-        ctx.session, mlist, {"legal_hold": False}, actor="counsel@agency.gov", channel="cli"
+    list_acts.change_settings(
+        ctx, as_actor("counsel@agency.gov", "cli"), mlist, {"legal_hold": False}
     )
-    assert retention.apply_retention(ctx.session, NOW) == 4
+    assert retention.apply_retention(replace(ctx, now=NOW)) == 4
     changes = ctx.session.scalars(
         select(AuditEvent).where(AuditEvent.action == "list-change").order_by(AuditEvent.id)
     ).all()
@@ -109,11 +113,10 @@ def test_legal_hold_blocks_purge_list_delete_and_post_delete(
 
 def test_no_housekeeping_job_deletes_audit_records(aged: tuple[Context, MailingList]) -> None:
     ctx, _ = aged
-    ctx.session.info.update(settings=ctx.settings, templates=ctx.templates)
     before = set(ctx.session.scalars(select(AuditEvent.id)))
-    far = NOW + timedelta(days=365 * 50)
-    for _name, job, _every in periodic.HOUSEKEEPING:
-        job(ctx.session, far)
+    far = replace(ctx, now=NOW + timedelta(days=365 * 50))
+    for job in periodic.HOUSEKEEPING:
+        job.run(far)
     ctx.session.commit()
     after = set(ctx.session.scalars(select(AuditEvent.id)))
     assert before and before <= after

@@ -16,7 +16,7 @@ from listserv.context import Context
 from listserv.lists import get_list
 from listserv.message import parse_message
 from listserv.models import Ban, MailingList, Post, PostStatus, Role
-from listserv.rules import (
+from listserv.posting.rules import (
     RULES,
     Action,
     Hit,
@@ -26,6 +26,7 @@ from listserv.rules import (
     evaluate,
     post_context,
 )
+from tests.actors import as_actor
 from tests.conftest import make_message
 
 JANE = "jane.doe@agency.gov"
@@ -42,7 +43,7 @@ def ctx(ctx_factory: Callable[..., Context]) -> Context:
 def mlist(ctx: Context) -> MailingList:
     found = get_list(ctx.session, "sm-cop")
     assert found is not None
-    roster.add_member(ctx.session, found, JANE, name="Jane Doe")
+    roster.add_member(ctx.session, found, JANE, name="Jane Doe", actor=as_actor("test"))
     ctx.session.flush()
     return found
 
@@ -105,7 +106,9 @@ def test_non_member_follows_the_list_setting(ctx: Context, mlist: MailingList) -
 
 
 def test_owners_and_moderators_are_allowed_posters(ctx: Context, mlist: MailingList) -> None:
-    roster.add_member(ctx.session, mlist, "mod@agency.gov", role=Role.MODERATOR)
+    roster.add_member(
+        ctx.session, mlist, "mod@agency.gov", role=Role.MODERATOR, actor=as_actor("test")
+    )
     assert judge(ctx, mlist, make_message(sender=OWNER)).action == Action.ACCEPT
     assert judge(ctx, mlist, make_message(sender="mod@agency.gov")).action == Action.ACCEPT
 

@@ -13,6 +13,7 @@ from listserv.config import Settings
 from listserv.lists import get_list
 from listserv.models import AuditEvent, PendingRequest, RateEvent
 from listserv.web.listinfo import count_phrase
+from tests.actors import as_actor
 from tests.conftest import make_settings, shipped_config
 from tests.web_helpers import (
     LIST_PATH,
@@ -42,7 +43,7 @@ def bulk_members(site: Site, count: int) -> None:
             roster.NewMember(f"person{i}@agency.gov", f"person{i}@agency.gov") for i in range(count)
         )
         roster.add_members_bulk(
-            session, mlist, people, actor="test", channel="cli", audit_each=False
+            session, mlist, people, audit_each=False, actor=as_actor("test", "cli")
         )
 
 

@@ -26,7 +26,9 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from listserv import roster, subscriptions
+from listserv import roster
+from listserv.actors import email_actor
+from listserv.acts import subscriptions
 from listserv.app import Service, build_service, prepare_database
 from listserv.config import Settings
 from listserv.context import Context
@@ -35,6 +37,7 @@ from listserv.models import Base, Member, OutboxJob, OutboxRecipient
 from listserv.templates import Templates
 from listserv.tokens import find_token, unsubscribe_token
 from listserv.web import create_app
+from tests.actors import as_actor
 
 CLIENT = ("203.0.113.7", 50000)
 LIST_PATH = "/lists/sm-cop"
@@ -48,10 +51,8 @@ class Site:
     client: httpx.AsyncClient
     app: Any
 
-    def ctx(self, session: Session, channel: str = "email") -> Context:
-        return Context(
-            session=session, settings=self.settings, templates=Templates(), channel=channel
-        )
+    def ctx(self, session: Session) -> Context:
+        return Context(session=session, settings=self.settings, templates=Templates())
 
     def client_from(self, host: str) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=self.app, client=(host, 50001))
@@ -86,7 +87,7 @@ def add_member(site: Site, address: str, name: str = "") -> tuple[int, str]:
     with site.factory() as session, session.begin():
         mlist = get_list(session, "sm-cop")
         assert mlist is not None
-        member = roster.add_member(session, mlist, address, name=name, actor="test")
+        member = roster.add_member(session, mlist, address, name=name, actor=as_actor("test"))
         token = unsubscribe_token(
             site.settings.site.secret.get(), member.id, "sm-cop", member.unsubscribe_nonce
         )
@@ -131,20 +132,26 @@ def request_token(
 def subscribe_token(site: Site, address: str, name: str = "Jane Doe", title: str = "") -> str:
     requester = subscriptions.Requester(address=address, name=name, title=title)
     return request_token(
-        site, lambda ctx, mlist: subscriptions.request_subscribe(ctx, mlist, requester), address
+        site,
+        lambda ctx, mlist: subscriptions.request_join(ctx, email_actor(address), mlist, requester),
+        address,
     )
 
 
 def unsubscribe_request_token(site: Site, address: str) -> str:
     return request_token(
-        site, lambda ctx, mlist: subscriptions.request_unsubscribe(ctx, mlist, address), address
+        site,
+        lambda ctx, mlist: subscriptions.request_leave(ctx, email_actor(address), mlist, address),
+        address,
     )
 
 
 def option_token(site: Site, address: str, option: str) -> str:
     return request_token(
         site,
-        lambda ctx, mlist: subscriptions.request_option(ctx, mlist, address, option),
+        lambda ctx, mlist: subscriptions.request_option(
+            ctx, email_actor(address), mlist, address, option
+        ),
         address,
     )
 

@@ -12,6 +12,7 @@ import sys
 
 import typer
 
+from listserv.acts.errors import ActError
 from listserv.cli import db_cmds, inbound_cmds, lists_cmds, members_cmds, requests_cmds, serve_cmd
 from listserv.cli.archive_cmds import app as archive_app
 from listserv.cli.audit_cmds import show_audit
@@ -55,5 +56,7 @@ def main() -> None:
         fail(f"config error: {exc}", code=2)
     except CLIError as exc:
         fail(str(exc), code=exc.code)
+    except ActError as exc:
+        fail(exc.message)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -15,11 +15,12 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import select
 
-from listserv import audit, records, retention
+from listserv.acts import archive
 from listserv.cli.common import CLIError, actor, console, emit, open_context, require_list
 from listserv.cli.options import JsonOption, ListArgument, parse_when
 from listserv.lists import get_list
 from listserv.models import Post, PostStatus
+from listserv.records import retention
 
 app = typer.Typer(
     help="The archive: list, export for records requests, retention.", no_args_is_help=True
@@ -128,40 +129,19 @@ def export(
     statuses += [PostStatus.DISCARDED] if include_discarded else []
     with open_context() as ctx:
         mlist = require_list(ctx.session, list_name)
-        who = actor()
         try:
-            result = records.export_archive(
-                ctx.session,
+            result = archive.export_records(
+                ctx,
+                actor(),
                 mlist,
                 out,
                 since=start,
                 until=end,
                 statuses=statuses,
                 recipients=recipients,
-                generated_by=who,
-                now=ctx.now,
             )
-        except records.ExportError as exc:
-            raise CLIError(str(exc)) from None
         except OSError as exc:
             raise CLIError(f"cannot write {out}: {exc.strerror or exc}") from None
-        audit.record(
-            ctx.session,
-            "archive-export",
-            channel="cli",
-            list_name=mlist.name,
-            actor=who,
-            target=str(out.resolve()),
-            source=ctx.source,
-            auth="host",
-            detail={
-                "period": result.manifest["period"],
-                "statuses": result.manifest["statuses"],
-                "totals": result.totals,
-                "manifest_sha256": records.sha256_file(out / "manifest.json"),
-            },
-            at=ctx.now,
-        )
     totals = result.totals
     if as_json:
         emit([{"directory": str(out), **totals}], [], as_json=True)
@@ -187,15 +167,7 @@ def purge(
         targets = None
         if list_name is not None:
             targets = [require_list(ctx.session, list_name)]
-        results = retention.purge_expired(
-            ctx.session,
-            ctx.now,
-            lists=targets,
-            actor=actor(),
-            channel="cli",
-            auth="host",
-            dry_run=dry_run,
-        )
+        results = archive.purge(ctx, actor(), targets, dry_run=dry_run)
         rows: list[dict[str, Any]] = []
         for result in results:
             mlist = get_list(ctx.session, result.list_name)
@@ -234,10 +206,7 @@ def delete(
     """Delete posts from the archive (refused under legal hold); audited."""
     with open_context() as ctx:
         mlist = require_list(ctx.session, list_name)
-        try:
-            retention.check_no_hold(mlist, "deleting posts")
-        except retention.LegalHoldError as exc:
-            raise CLIError(str(exc)) from None
+        retention.check_no_hold(mlist, "deleting posts")
         found = set(
             ctx.session.scalars(
                 select(Post.id).where(Post.list_id == mlist.id, Post.id.in_(post_ids))
@@ -255,7 +224,5 @@ def delete(
                 confirmed = False
             if not confirmed:
                 raise CLIError("nothing was deleted (confirm, or pass --yes)")
-        count = retention.delete_posts(
-            ctx, mlist, sorted(found), actor=actor(), auth="host", reason=reason
-        )
+        count = archive.delete_posts(ctx, actor(), mlist, sorted(found), reason=reason)
     console.print(f"deleted {count} post(s) from {list_name}", highlight=False)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from listserv import bans
+from listserv.acts import bans as ban_acts
 from listserv.cli.common import CLIError, actor, console, emit, open_context, require_list
 from listserv.cli.options import JsonOption
 from listserv.context import Context
@@ -77,10 +78,7 @@ def add(
     list_name, pattern = _split(first, second, site)
     with open_context() as ctx:
         mlist = _scope(ctx, list_name, site)
-        try:
-            ban = bans.add_ban(ctx, mlist, pattern, actor=actor(), auth="host", reason=reason)
-        except bans.BanError as exc:
-            raise CLIError(str(exc)) from None
+        ban = ban_acts.ban(ctx, actor(), mlist, pattern, reason=reason)
         where = mlist.display_name if mlist is not None else "every list"
         console.print(f"banned {ban.pattern} on {where}", highlight=False)
         matching = bans.members_matching(ctx.session, mlist, ban.pattern)
@@ -104,7 +102,5 @@ def remove(
     list_name, pattern = _split(first, second, site)
     with open_context() as ctx:
         mlist = _scope(ctx, list_name, site)
-        if not bans.remove_ban(ctx, mlist, pattern, actor=actor(), auth="host"):
-            where = mlist.display_name if mlist is not None else "the site"
-            raise CLIError(f"{pattern} is not banned on {where}")
+        ban_acts.unban(ctx, actor(), mlist, pattern)
         console.print(f"lifted the ban on {pattern}", highlight=False)

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import or_, select
 
-from listserv import bounces, roster
+from listserv import roster
+from listserv.acts import members
+from listserv.acts.confirmed import REENABLEABLE
 from listserv.cli.common import CLIError, actor, console, emit, open_context, require_list
 from listserv.models import BounceEvent, DeliveryStatus, Member, Role
 
@@ -106,11 +108,15 @@ def enable(list_name: ListArgument, address: str) -> None:
         member = roster.find_member(ctx.session, mlist, address)
         if member is None:
             raise CLIError(f"{address} is not a member of {mlist.display_name}")
-        if member.delivery_status not in bounces.ENABLEABLE:
+        if member.delivery_status not in REENABLEABLE:
             raise CLIError(
                 f"delivery to {member.address} is {member.delivery_status}, "
                 "not disabled by bounces; change it with the members commands"
             )
-        changed = bounces.enable_delivery(ctx, mlist, member, actor=actor(), auth="host")
-        text = "delivery enabled" if changed else "delivery was already enabled, with no bounces"
+        change = members.enable_delivery(ctx, actor(), mlist, member.address)
+        text = (
+            "delivery enabled"
+            if change.changed
+            else "delivery was already enabled, with no bounces"
+        )
         console.print(f"{member.address} on {mlist.display_name}: {text}", highlight=False)

@@ -15,9 +15,12 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from listserv import db
+from listserv.actors import Actor, host_actor
 from listserv.config import Settings, load_settings
 from listserv.context import Context
+from listserv.lists import get_list
 from listserv.models import MailingList
+from listserv.startup import make_templates, prepare_database
 
 # Wide when piped, so tables in files and CI logs are not cut at 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -40,10 +43,8 @@ def settings() -> Settings:
 
 
 @contextmanager
-def open_context(channel: str = "cli") -> Iterator[Context]:
+def open_context() -> Iterator[Context]:
     """A committed-on-success session over an up-to-date database."""
-    from listserv.app import make_templates, prepare_database
-
     cfg = settings()
     engine, factory = prepare_database(cfg)
     try:
@@ -52,7 +53,6 @@ def open_context(channel: str = "cli") -> Iterator[Context]:
                 session=session,
                 settings=cfg,
                 templates=make_templates(cfg),
-                channel=channel,
                 source="host",
             )
     finally:
@@ -60,8 +60,6 @@ def open_context(channel: str = "cli") -> Iterator[Context]:
 
 
 def require_list(session: Session, name: str) -> MailingList:
-    from listserv.lists import get_list
-
     mlist = get_list(session, name)
     if mlist is None:
         raise CLIError(f"no list named {name!r} (see `listserv lists list`)")
@@ -110,10 +108,6 @@ def emit(
         console.print("(none)")
 
 
-def actor() -> str:
-    import getpass
-
-    try:
-        return f"{getpass.getuser()}@host"
-    except Exception:
-        return "operator@host"
+def actor() -> Actor:
+    """The operator at this shell: every list, audited as `user@host` by `host`."""
+    return host_actor()

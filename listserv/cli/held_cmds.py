@@ -12,12 +12,12 @@ from typing import Annotated
 
 import typer
 
-from listserv import moderation
+from listserv.acts import held
 from listserv.cli.common import CLIError, actor, console, emit, open_context, require_list
 from listserv.context import Context
 from listserv.message import parse_message, text_body_lines
 from listserv.models import MailingList, Post
-from listserv.outcomes import Outcome, Status
+from listserv.posting import moderation
 
 app = typer.Typer(help="Posts held for a moderator's decision.", no_args_is_help=True)
 
@@ -109,18 +109,15 @@ def _attachments(msg: EmailMessage) -> list[str]:
 def _act(list_name: str, post_id: int, action: str, reason: str = "") -> None:
     with open_context() as ctx:
         mlist = require_list(ctx.session, list_name)
-        post = _post(ctx, mlist, post_id)
-        who = actor()
-        outcome: Outcome
+        _post(ctx, mlist, post_id)
+        decision: held.Decision
         if action == "approve":
-            outcome = moderation.approve_post(ctx, post, actor=who, auth="host")
+            decision = held.approve_post(ctx, actor(), mlist, post_id)
         elif action == "reject":
-            outcome = moderation.reject_post(ctx, post, actor=who, auth="host", reason=reason)
+            decision = held.reject_post(ctx, actor(), mlist, post_id, reason=reason)
         else:
-            outcome = moderation.discard_post(ctx, post, actor=who, auth="host")
-        if outcome.status == Status.REFUSED:
-            raise CLIError(outcome.text)
-    console.print(outcome.text, markup=False, highlight=False)
+            decision = held.discard_post(ctx, actor(), mlist, post_id)
+    console.print(decision.text, markup=False, highlight=False)
 
 
 @app.command("approve")

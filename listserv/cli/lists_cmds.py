@@ -10,20 +10,18 @@ and for lists the configuration file defines, and asks for confirmation.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any
 
 import typer
 from sqlalchemy import func, select
 
-from listserv import audit, lists, retention, roster
-from listserv.addresses import RESERVED_SUFFIXES
+from listserv.acts import lists as list_acts
+from listserv.acts.list_settings import parse_assignments
+from listserv.acts.lists import NewList
 from listserv.cli.common import CLIError, actor, console, emit, open_context, require_list
-from listserv.cli.options import parse_assignments
-from listserv.config import ListSettings
-from listserv.eligibility import InvalidAddress, normalise_address
 from listserv.lists import SYNCED_FIELDS, all_lists, eligibility_text
 from listserv.models import MailingList, Member, Role
+from listserv.records import retention
 
 app = typer.Typer(help="Mailing lists.", no_args_is_help=True)
 
@@ -80,30 +78,6 @@ def show(name: str, as_json: JsonOption = False) -> None:
         console.print(f"[bold]{key.replace('_', ' ')}[/bold]: {value}", highlight=False)
 
 
-def _check_name(name: str, command_address: str) -> str:
-    clean = name.strip().lower()
-    if not clean or not clean[0].isalnum() or not all(c.isalnum() or c in "-_." for c in clean):
-        raise CLIError(
-            f"{name!r} is not a list name: use letters, digits, '-', '_' and '.', "
-            "starting with a letter or digit"
-        )
-    if len(clean) > 64:
-        raise CLIError("a list name may be at most 64 characters")
-    if any(clean.endswith(suffix) for suffix in RESERVED_SUFFIXES):
-        raise CLIError(f"{clean!r} ends with a reserved suffix such as -request or -owner")
-    if clean == command_address:
-        raise CLIError(f"{clean!r} is the site command address")
-    return clean
-
-
-def _check_address(address: str, what: str) -> str:
-    try:
-        normalise_address(address)
-    except InvalidAddress as exc:
-        raise CLIError(f"{what} {address!r} is not an email address: {exc}") from None
-    return address.strip()
-
-
 @app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="Short name: the posting address's local part.")],
@@ -132,63 +106,23 @@ def create(
     ] = None,
 ) -> None:
     """Create a list in the database (lists in the configuration file are made at start)."""
+    if not owner:
+        raise CLIError("a list needs at least one --owner")
+    new = NewList(
+        name=name,
+        owners=owner,
+        moderators=moderator or (),
+        display_name=display_name,
+        description=description,
+        eligible_domains=eligible_domain or (),
+        join_phrases=join_phrase or (),
+        leave_phrases=leave_phrase or (),
+        subject_prefix=subject_prefix,
+        settings=parse_assignments(setting or []),
+    )
     with open_context() as ctx:
-        clean = _check_name(name, ctx.settings.site.command_address)
-        if lists.get_list(ctx.session, clean) is not None:
-            raise CLIError(f"a list named {clean!r} already exists")
-        owners = [_check_address(a, "owner") for a in owner or []]
-        if not owners:
-            raise CLIError("a list needs at least one --owner")
-        moderators = [_check_address(a, "moderator") for a in moderator or []]
-        base = ListSettings(
-            name=clean,
-            display_name=display_name.strip() or clean.upper(),
-            description=description.strip(),
-            join_phrases=tuple(p.strip() for p in join_phrase or [] if p.strip()),
-            leave_phrases=tuple(p.strip() for p in leave_phrase or [] if p.strip()),
-            subject_prefix=subject_prefix,
-        )
-        if eligible_domain:
-            suffixes = tuple(d.strip().lower().strip(".") for d in eligible_domain if d.strip())
-            base = dataclasses.replace(base, eligible_domains=suffixes)
-        extra = parse_assignments(setting or [])
-        mlist = MailingList(name=clean, domain=ctx.settings.site.domain, from_config=False)
-        lists.apply_settings(mlist, base)
-        for key, value in extra.items():
-            setattr(mlist, key, value)
-        mlist.created_at = ctx.now
-        ctx.session.add(mlist)
-        ctx.session.flush()
-        who = actor()
-        audit.record(
-            ctx.session,
-            "list-create",
-            channel="cli",
-            list_name=clean,
-            actor=who,
-            target=clean,
-            source=ctx.source,
-            auth="host",
-            detail={
-                "after": {
-                    key: getattr(mlist, key) for key in (*SYNCED_FIELDS, "legal_hold", "domain")
-                }
-            },
-            at=ctx.now,
-        )
-        for role, addresses in ((Role.OWNER, owners), (Role.MODERATOR, moderators)):
-            for address in addresses:
-                roster.add_member(
-                    ctx.session,
-                    mlist,
-                    address,
-                    role=role,
-                    actor=who,
-                    channel="cli",
-                    auth="host",
-                    source=ctx.source,
-                    now=ctx.now,
-                )
+        mlist = list_acts.create_list(ctx, actor(), new)
+        owners = new.owners
         console.print(
             f"created {mlist.display_name} <{mlist.posting_address}> with {len(owners)} owner(s)",
             highlight=False,
@@ -211,15 +145,7 @@ def set_options(
     changes = parse_assignments(assignments)
     with open_context() as ctx:
         mlist = require_list(ctx.session, name)
-        before = lists.change_list(
-            ctx.session,
-            mlist,
-            changes,
-            actor=actor(),
-            channel="cli",
-            auth="host",
-            source=ctx.source,
-        )
+        before = list_acts.change_settings(ctx, actor(), mlist, changes)
         if not before:
             console.print(f"{mlist.display_name}: nothing changed", highlight=False)
             return
@@ -246,15 +172,7 @@ def delete_list(
     """Delete a list with its roster, history and archive (refused under legal hold)."""
     with open_context() as ctx:
         mlist = require_list(ctx.session, name)
-        try:
-            retention.check_no_hold(mlist, "deleting the list")
-        except retention.LegalHoldError as exc:
-            raise CLIError(str(exc)) from None
-        if ctx.settings.list_named(mlist.name) is not None:
-            raise CLIError(
-                f"{mlist.name} is defined in {ctx.settings.source or 'the configuration file'}; "
-                "remove it there first, or it is created again at the next start"
-            )
+        list_acts.check_deletable(ctx, mlist)
         contents = retention.list_contents(ctx.session, mlist)
         if not yes:
             console.print(
@@ -270,5 +188,5 @@ def delete_list(
                 confirmed = False
             if not confirmed:
                 raise CLIError(f"{mlist.name} was not deleted (confirm, or pass --yes)")
-        retention.delete_list(ctx, mlist, actor=actor(), auth="host")
+        list_acts.delete_list(ctx, actor(), mlist)
         console.print(f"deleted {mlist.name}", highlight=False)

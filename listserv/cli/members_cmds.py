@@ -1,41 +1,35 @@
 # SPDX-License-Identifier: Apache-2.0
 """`listserv members list|add|remove|set|show|import|export`.
 
-`set` changes delivery and conduct measures (moderation and suspension until
-a date, with a note) through `roster` and `conduct`, so each change lands in
-the history and the audit log. `import` reads CSV, plain, LISTSERV REVIEW or
-Mailman rosters (`roster_io`), checks every line, and writes all of it or
-nothing in one bulk transaction; `export` writes CSV.
+Every change is an act (`acts.members`), so it lands in the membership
+history and the audit log as the same change by email or in the console
+would. `set` is in `member_set.py`, `import` and `export` in
+`member_files.py`; all are registered on this one command group below.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
-from listserv import bans, conduct, roster, roster_io
+from listserv import conduct, roster
+from listserv.acts import members
+from listserv.acts.errors import Invalid
+from listserv.cli import member_files, member_set
 from listserv.cli.common import (
     CLIError,
     actor,
     console,
     emit,
-    errors,
     open_context,
     require_list,
 )
 from listserv.cli.options import parse_when
-from listserv.eligibility import Ineligible, check_address
-from listserv.lists import eligibility_rule
-from listserv.models import AuditEvent, DeliveryStatus, Member, MembershipEvent, Role
+from listserv.models import AuditEvent, Member, MembershipEvent, Role
 
 app = typer.Typer(help="Members, owners and moderators of a list.", no_args_is_help=True)
 
@@ -88,7 +82,10 @@ def list_members(
             ]
             columns = ["address", "role", "delivery", "status", "since"]
         else:
-            rows = [member_row(m) for m in roster.members(ctx.session, mlist, role)]
+            rows = [
+                member_row(m)
+                for m in roster.members(ctx.session, mlist, Role(role) if role else None)
+            ]
             columns = ["address", "name", "title", "role", "delivery", "status", "joined"]
         title = f"{mlist.display_name}: {len(rows)}"
     emit(rows, columns, as_json=as_json, title=title)
@@ -111,39 +108,22 @@ def add(
         raise CLIError(f"--role must be one of {', '.join(ROLES)}")
     with open_context() as ctx:
         mlist = require_list(ctx.session, list_name)
-        verdict = check_address(address, eligibility_rule(mlist), mlist.display_name)
-        if isinstance(verdict, Ineligible):
-            if not force or verdict.code != "domain-not-eligible":
-                raise CLIError(
-                    f"{verdict.reason}"
-                    + (
-                        " Use --force to add it anyway."
-                        if verdict.code == "domain-not-eligible"
-                        else ""
-                    )
-                )
-            clean = address.strip()
-        else:
-            clean = address.strip()
-        if roster.find_member(ctx.session, mlist, clean, role) is not None:
-            raise CLIError(f"{clean} is already a {role} of {mlist.display_name}")
-        member = roster.add_member(
-            ctx.session,
-            mlist,
-            clean,
-            name=name,
-            title=title,
-            role=role,
-            actor=actor(),
-            channel="cli",
-            auth="host",
-        )
-        if welcome and role == Role.MEMBER:
-            from listserv import notices
-
-            notices.send_notice(
-                ctx, "welcome.txt.j2", member.address, mlist=mlist, member_name=member.display_name
+        try:
+            member = members.add_member(
+                ctx,
+                actor(),
+                mlist,
+                address,
+                name=name,
+                title=title,
+                role=Role(role),
+                force=force,
+                welcome=welcome,
             )
+        except Invalid as exc:
+            if exc.code == "domain-not-eligible":
+                raise CLIError(f"{exc.message} Use --force to add it anyway.") from None
+            raise
         console.print(f"added {member.address} to {mlist.display_name} as {role}", highlight=False)
 
 
@@ -155,150 +135,14 @@ def remove(
     reason: Annotated[str, typer.Option(help="Recorded in the audit log.")] = "",
 ) -> None:
     """Remove a member (no confirmation, no goodbye)."""
-    with open_context() as ctx:
-        mlist = require_list(ctx.session, list_name)
-        member = roster.find_member(ctx.session, mlist, address, role)
-        if member is None:
-            raise CLIError(f"{address} is not a {role} of {mlist.display_name}")
-        roster.remove_member(
-            ctx.session, mlist, member, actor=actor(), channel="cli", auth="host", reason=reason
-        )
-        console.print(f"removed {member.address} from {mlist.display_name}", highlight=False)
-
-
-DELIVERY_WORDS = {"mail": "regular", "regular": "regular", "digest": "digest", "nomail": "nomail"}
-
-
-def _require_member(ctx: Any, mlist: Any, address: str, role: str) -> Member:
-    member = roster.find_member(ctx.session, mlist, address, role)
-    if member is None:
-        article = "an" if role[0] in "aeiou" else "a"
-        raise CLIError(f"{address} is not {article} {role} of {mlist.display_name}")
-    return member
-
-
-@app.command("set")
-def set_member(
-    list_name: Annotated[str, typer.Argument(metavar="LIST")],
-    address: str,
-    delivery: Annotated[
-        str | None, typer.Option(help="mail (every post), digest or nomail.")
-    ] = None,
-    moderated: Annotated[
-        bool | None,
-        typer.Option(
-            "--moderated/--unmoderated", help="Hold (or stop holding) this member's posts."
-        ),
-    ] = None,
-    enable: Annotated[
-        bool,
-        typer.Option(
-            "--enable", help="Re-enable delivery (e.g. after bounces): clears the bounce score."
-        ),
-    ] = False,
-    suspend_until: Annotated[
-        str | None,
-        typer.Option(help="Suspend delivery and posting until this date (UTC)."),
-    ] = None,
-    moderate_until: Annotated[
-        str | None, typer.Option(help="Hold this member's posts until this date (UTC).")
-    ] = None,
-    note: Annotated[
-        str | None,
-        typer.Option(help="Conduct note (a reminder or notice; kept with any measure)."),
-    ] = None,
-    lift: Annotated[
-        bool, typer.Option("--lift", help="Lift moderation and suspension now.")
-    ] = False,
-    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
-    title: Annotated[str | None, typer.Option(help="Job title.")] = None,
-    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")] = "member",
-) -> None:
-    """Change a member's delivery, moderation or suspension; every change is audited."""
     if role not in ROLES:
         raise CLIError(f"--role must be one of {', '.join(ROLES)}")
-    mode = None
-    if delivery is not None:
-        mode = DELIVERY_WORDS.get(delivery.strip().lower())
-        if mode is None:
-            raise CLIError("--delivery must be mail, digest or nomail")
-    if lift and (suspend_until or moderate_until or moderated):
-        raise CLIError("--lift cannot be combined with a new measure")
-    if moderated is False and moderate_until:
-        raise CLIError("--unmoderated cannot be combined with --moderate-until")
-    if enable and suspend_until:
-        raise CLIError("--enable cannot be combined with --suspend-until")
-    suspend_at = parse_when(suspend_until, option="--suspend-until") if suspend_until else None
-    moderate_at = parse_when(moderate_until, option="--moderate-until") if moderate_until else None
-    if not any(
-        v is not None for v in (mode, moderated, suspend_at, moderate_at, note, name, title)
-    ) and not (enable or lift):
-        raise CLIError("nothing to change (see `listserv members set --help`)")
     with open_context() as ctx:
         mlist = require_list(ctx.session, list_name)
-        member = _require_member(ctx, mlist, address, role)
-        who = actor()
-        changed: dict[str, Any] = {}
-        plain: dict[str, Any] = {}
-        if mode is not None:
-            plain["delivery_mode"] = mode
-        if name is not None:
-            plain["display_name"] = name.strip()[:200]
-        if title is not None:
-            plain["job_title"] = title.strip()[:200]
-        if enable:
-            if member.delivery_status == DeliveryStatus.SUSPENDED and not lift:
-                raise CLIError(
-                    f"{member.address} is suspended ({conduct.describe(member)}); use --lift"
-                )
-            plain.update(delivery_status=DeliveryStatus.ENABLED, bounce_score=0.0)
-            plain["bounce_warnings_sent"] = 0
-        if moderated is False:
-            plain.update(moderated=False, moderated_until=None)
-        try:
-            if lift:
-                changed.update(conduct.lift_conduct(ctx, mlist, member, actor=who, auth="host"))
-            if plain:
-                changed.update(
-                    roster.change_member(
-                        ctx.session,
-                        mlist,
-                        member,
-                        plain,
-                        actor=who,
-                        channel="cli",
-                        auth="host",
-                        source=ctx.source,
-                        now=ctx.now,
-                    )
-                )
-            text = (note if note is not None else member.conduct_note).strip()
-            if suspend_at is not None:
-                changed.update(
-                    conduct.suspend_member(
-                        ctx, mlist, member, until=suspend_at, note=text, actor=who, auth="host"
-                    )
-                )
-            if moderate_at is not None or moderated:
-                changed.update(
-                    conduct.moderate_member(
-                        ctx, mlist, member, until=moderate_at, note=text, actor=who, auth="host"
-                    )
-                )
-            if note is not None and suspend_at is None and moderate_at is None and not moderated:
-                changed.update(
-                    conduct.note_member(ctx, mlist, member, note=text, actor=who, auth="host")
-                )
-        except conduct.ConductError as exc:
-            raise CLIError(str(exc)) from None
-        if not changed:
-            console.print(f"{member.address}: nothing changed", highlight=False)
-            return
-        console.print(
-            f"{member.address} on {mlist.display_name}: changed {', '.join(sorted(changed))}; "
-            f"now {member.delivery_mode}, {member.delivery_status}; {conduct.describe(member)}",
-            highlight=False,
+        removed = members.remove_member(
+            ctx, actor(), mlist, address, role=Role(role), reason=reason
         )
+        console.print(f"removed {removed} from {mlist.display_name}", highlight=False)
 
 
 @app.command("show")
@@ -311,7 +155,7 @@ def show_member(
     """Every setting of one member, their conduct status and their history."""
     with open_context() as ctx:
         mlist = require_list(ctx.session, list_name)
-        member = _require_member(ctx, mlist, address, role)
+        member = members.find(ctx, mlist, address, Role(role))
         row: dict[str, Any] = member_row(member)
         row.update(
             moderated=member.moderated,
@@ -349,7 +193,7 @@ def show_member(
             select(AuditEvent)
             .where(
                 AuditEvent.list_name == mlist.name,
-                AuditEvent.action.in_(conduct.ACTIONS),
+                AuditEvent.action.in_(list(conduct.Measure)),
                 AuditEvent.target == member.address,
             )
             .order_by(AuditEvent.at, AuditEvent.id)
@@ -392,199 +236,7 @@ def show_member(
             console.print(table)
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=errors,
-        transient=True,
-        disable=not errors.is_terminal,
-    )
-
-
-@app.command("import")
-def import_members(
-    list_name: Annotated[str, typer.Argument(metavar="LIST")],
-    file: Annotated[str, typer.Argument(metavar="FILE", help="The roster file, or - for stdin.")],
-    fmt: Annotated[
-        str,
-        typer.Option(
-            "--format", help="auto (default), csv, plain, listserv (REVIEW output) or mailman."
-        ),
-    ] = "auto",
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Check and count; change nothing.")
-    ] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="Add addresses outside the eligibility rule too.")
-    ] = False,
-    welcome: Annotated[
-        bool, typer.Option("--welcome", help="Mail the welcome message to each new member.")
-    ] = False,
-    audit_each: Annotated[
-        bool,
-        typer.Option(
-            "--audit-each/--audit-summary",
-            help="An audit row per member added (default), or only the import's summary.",
-        ),
-    ] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-) -> None:
-    """Add members from a file: all lines or none, with a count and every refused line."""
-    fmt = fmt.strip().lower()
-    if fmt != "auto" and fmt not in roster_io.FORMATS:
-        raise CLIError(f"--format must be auto or one of {', '.join(roster_io.FORMATS)}")
-    try:
-        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
-    except OSError as exc:
-        raise CLIError(f"cannot read {file}: {exc.strerror or exc}") from None
-    try:
-        source = roster_io.RosterFile(roster_io.decode(data), fmt)
-    except roster_io.RosterFileError as exc:
-        raise CLIError(f"{file}: {exc}") from None
-    del data
-    who = actor()
-    with open_context() as ctx:
-        mlist = require_list(ctx.session, list_name)
-        rule = eligibility_rule(mlist)
-        existing = _member_keys(ctx.session, mlist.id)
-        matchers = bans.matchers(ctx.session, mlist)
-        ctx.session.commit()  # checking takes a while: hold no lock meanwhile
-        with _progress() as progress:
-            task = progress.add_task("checking", total=source.size)
-            plan = roster_io.plan_import(
-                source.entries(),
-                fmt=source.format,
-                rule=rule,
-                label=mlist.display_name,
-                existing=existing,
-                bans=matchers,
-                force=force,
-                progress=lambda n: progress.advance(task, n),
-            )
-            plan.ignored = source.ignored
-            source.lines.clear()  # the file's text is no longer needed
-            if not dry_run and plan.to_add:
-                # Anyone who joined while we were checking counts as already a member.
-                now_existing = _member_keys(ctx.session, mlist.id) - existing
-                if now_existing:
-                    late = [m for m in plan.to_add if m.key in now_existing]
-                    plan.to_add = [m for m in plan.to_add if m.key not in now_existing]
-                    plan.already.extend(
-                        roster_io.Problem(0, m.address, "joined during the import", m.address)
-                        for m in late
-                    )
-                insert = progress.add_task("adding", total=len(plan.to_add))
-                done = [0]
-
-                def advanced(total: int) -> None:
-                    progress.advance(insert, total - done[0])
-                    done[0] = total
-
-                summary = {
-                    **plan.summary(),
-                    "file": file,
-                    "force": force,
-                    "welcome": welcome,
-                }
-                try:
-                    roster.add_members_bulk(
-                        ctx.session,
-                        mlist,
-                        plan.to_add,
-                        actor=who,
-                        channel="cli",
-                        auth="host",
-                        source=ctx.source,
-                        now=ctx.now,
-                        audit_each=audit_each,
-                        summary=summary,
-                        on_batch=advanced,
-                    )
-                    if welcome:
-                        from listserv import notices
-
-                        for new in plan.to_add:
-                            notices.send_notice(
-                                ctx,
-                                "welcome.txt.j2",
-                                new.address,
-                                mlist=mlist,
-                                member_name=new.name,
-                            )
-                except SQLAlchemyError as exc:
-                    first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-                    raise CLIError(f"import failed, nobody was added: {first}") from None
-    _report_import(plan, mlist_name=list_name, dry_run=dry_run, as_json=as_json)
-
-
-def _member_keys(session: Any, list_id: int) -> set[str]:
-    return set(
-        session.scalars(
-            select(Member.address_key).where(Member.list_id == list_id, Member.role == Role.MEMBER)
-        )
-    )
-
-
-def _report_import(
-    plan: roster_io.ImportPlan, *, mlist_name: str, dry_run: bool, as_json: bool
-) -> None:
-    summary = {**plan.summary(), "list": mlist_name, "dry_run": dry_run}
-    if as_json:
-        summary["refused_lines"] = [p.as_dict() for p in plan.refused]
-        summary["duplicate_lines"] = [p.as_dict() for p in plan.duplicates]
-        sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-        return
-    verb = "would add" if dry_run else "added"
-    console.print(
-        f"{mlist_name}: {plan.records} records read ({plan.format}); {verb} {len(plan.to_add)}, "
-        f"already members {len(plan.already)}, duplicates in file {len(plan.duplicates)}, "
-        f"refused {len(plan.refused)}"
-        + (f"; {plan.ignored} header/footer lines ignored" if plan.ignored else ""),
-        highlight=False,
-    )
-    problems = sorted([*plan.refused, *plan.duplicates], key=lambda p: p.line)
-    if problems:
-        table = Table(title="Lines not imported")
-        for column in ("line", "text", "reason"):
-            table.add_column(column)
-        for problem in problems:
-            table.add_row(str(problem.line), problem.text, problem.reason)
-        console.print(table)
-
-
-@app.command("export")
-def export_members(
-    list_name: Annotated[str, typer.Argument(metavar="LIST")],
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Write to this file (default: standard output).")
-    ] = None,
-    role: Annotated[
-        str | None, typer.Option(help=f"Only this role: {', '.join(ROLES)} (default: all).")
-    ] = None,
-) -> None:
-    """The roster as CSV: address, name, title, role, delivery, status, joined."""
-    if role is not None and role not in ROLES:
-        raise CLIError(f"--role must be one of {', '.join(ROLES)}")
-    with open_context() as ctx:
-        mlist = require_list(ctx.session, list_name)
-        stmt = (
-            select(Member)
-            .where(Member.list_id == mlist.id)
-            .order_by(Member.address_key, Member.role)
-            .execution_options(yield_per=2000)
-        )
-        if role:
-            stmt = stmt.where(Member.role == role)
-        rows = ctx.session.scalars(stmt)
-        if out is None:
-            roster_io.write_export(rows, sys.stdout)
-            return
-        try:
-            with out.open("w", encoding="utf-8", newline="") as handle:
-                count = roster_io.write_export(rows, handle)
-        except OSError as exc:
-            raise CLIError(f"cannot write {out}: {exc.strerror or exc}") from None
-    console.print(f"exported {count} row(s) of {mlist.display_name} to {out}", highlight=False)
+# Commands kept in modules of their own, registered here in the order `--help` lists them.
+app.command("set")(member_set.set_member)
+app.command("import")(member_files.import_members)
+app.command("export")(member_files.export_members)

@@ -14,12 +14,11 @@ from typing import Annotated, Any
 
 import typer
 
-from listserv import audit, roster
+from listserv import roster
+from listserv.acts import members, owners
 from listserv.cli.common import CLIError, actor, console, emit, open_context, require_list
 from listserv.cli.options import JsonOption, ListArgument
-from listserv.eligibility import InvalidAddress, normalise_address
 from listserv.models import Role
-from listserv.passwords import MIN_LENGTH, hash_password
 
 app = typer.Typer(help="Owners and moderators of a list.", no_args_is_help=True)
 
@@ -30,10 +29,6 @@ ModeratorOption = Annotated[
 
 def _role(moderator: bool) -> Role:
     return Role.MODERATOR if moderator else Role.OWNER
-
-
-def _a(role: str) -> str:
-    return f"an {role}" if role[0] in "aeiou" else f"a {role}"
 
 
 @app.command("list")
@@ -68,28 +63,12 @@ def add(
 ) -> None:
     """Make an address an owner (or, with --moderator, a moderator) of a list."""
     role = _role(moderator)
-    try:
-        normalise_address(address)
-    except InvalidAddress as exc:
-        raise CLIError(f"{address!r} is not an email address: {exc}") from None
     with open_context() as ctx:
         mlist = require_list(ctx.session, list_name)
-        if roster.find_member(ctx.session, mlist, address, role) is not None:
-            raise CLIError(f"{address} is already {_a(role)} of {mlist.display_name}")
-        member = roster.add_member(
-            ctx.session,
-            mlist,
-            address,
-            name=name,
-            role=role,
-            actor=actor(),
-            channel="cli",
-            auth="host",
-            source=ctx.source,
-            now=ctx.now,
-        )
+        member = members.add_member(ctx, actor(), mlist, address, name=name, role=role)
         console.print(
-            f"{member.address} is now {_a(role)} of {mlist.display_name}", highlight=False
+            f"{member.address} is now {members.a_role(role)} of {mlist.display_name}",
+            highlight=False,
         )
 
 
@@ -99,33 +78,10 @@ def remove(list_name: ListArgument, address: str, moderator: ModeratorOption = F
     role = _role(moderator)
     with open_context() as ctx:
         mlist = require_list(ctx.session, list_name)
-        member = roster.find_member(ctx.session, mlist, address, role)
-        if member is None:
-            raise CLIError(f"{address} is not {_a(role)} of {mlist.display_name}")
-        configured = ctx.settings.list_named(mlist.name)
-        if configured is not None:
-            named = configured.owners if role == Role.OWNER else configured.moderators
-            if member.address_key in {roster.address_key(a) for a in named}:
-                raise CLIError(
-                    f"{member.address} is named in the configuration file; remove it there "
-                    "(it would be added again at the next start)"
-                )
-        if role == Role.OWNER and len(roster.members(ctx.session, mlist, Role.OWNER)) <= 1:
-            raise CLIError(
-                f"{member.address} is the last owner of {mlist.display_name}; add another first"
-            )
-        roster.remove_member(
-            ctx.session,
-            mlist,
-            member,
-            actor=actor(),
-            channel="cli",
-            auth="host",
-            source=ctx.source,
-            now=ctx.now,
-        )
+        removed = members.remove_member(ctx, actor(), mlist, address, role=role)
         console.print(
-            f"{member.address} is no longer {_a(role)} of {mlist.display_name}", highlight=False
+            f"{removed} is no longer {members.a_role(role)} of {mlist.display_name}",
+            highlight=False,
         )
 
 
@@ -158,35 +114,9 @@ def password(
     role = _role(moderator)
     with open_context() as ctx:
         mlist = require_list(ctx.session, list_name)
-        member = roster.find_member(ctx.session, mlist, address, role)
-        if member is None:
-            raise CLIError(f"{address} is not {_a(role)} of {mlist.display_name}")
-        if clear:
-            new_hash = None
-        else:
-            text = _read_password(password_stdin)
-            try:
-                new_hash = hash_password(text)
-            except ValueError:
-                raise CLIError(f"a password needs at least {MIN_LENGTH} characters") from None
-        had = bool(member.password_hash)
-        member.password_hash = new_hash
-        audit.record(
-            ctx.session,
-            "owner-password-clear" if clear else "owner-password-set",
-            channel="cli",
-            list_name=mlist.name,
-            actor=actor(),
-            target=member.address,
-            source=ctx.source,
-            auth="host",
-            detail={
-                "before": {"password": had},
-                "after": {"password": not clear},
-                "role": role.value,
-            },
-            at=ctx.now,
-        )
+        members.find(ctx, mlist, address, role)  # before asking for a password
+        text = None if clear else _read_password(password_stdin)
+        member = owners.set_password(ctx, actor(), mlist, address, text, role=role)
         verb = "cleared" if clear else "set"
         console.print(
             f"password {verb} for {member.address} on {mlist.display_name}", highlight=False

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from listserv import subscriptions
-from listserv.cli.common import CLIError, actor, console, emit, open_context, require_list
+from listserv.acts import requests
+from listserv.cli.common import actor, console, emit, open_context, require_list
 from listserv.models import PendingRequest, RequestStatus
 
 app = typer.Typer(help="Subscription requests held for owner approval.", no_args_is_help=True)
@@ -53,15 +53,11 @@ def list_requests(
 def _decide(list_name: str, request_id: int, approve: bool, reason: str) -> None:
     with open_context() as ctx:
         mlist = require_list(ctx.session, list_name)
-        request = ctx.session.get(PendingRequest, request_id)
-        if request is None or request.list_id != mlist.id:
-            raise CLIError(f"no request {request_id} on {mlist.display_name}")
-        outcome = subscriptions.decide(
-            ctx, request, approve=approve, actor=actor(), auth="host", reason=reason
-        )
-        if outcome.status == "refused":
-            raise CLIError(outcome.text)
-        console.print(outcome.text, highlight=False)
+        if approve:
+            decision = requests.approve_request(ctx, actor(), mlist, request_id)
+        else:
+            decision = requests.reject_request(ctx, actor(), mlist, request_id, reason=reason)
+        console.print(decision.text, highlight=False)
 
 
 @app.command("approve")

@@ -33,9 +33,7 @@ def serve(
     )
     logging.getLogger("listserv").setLevel(logging.INFO)
     logging.getLogger("mail.log").setLevel(logging.INFO if verbose else logging.WARNING)
-    logging.getLogger("listserv.web.access").setLevel(
-        logging.INFO if verbose else logging.WARNING
-    )
+    logging.getLogger("listserv.web.access").setLevel(logging.INFO if verbose else logging.WARNING)
     cfg = settings()
     smtp = cfg.smtp
     if lmtp:

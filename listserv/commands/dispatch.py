@@ -13,11 +13,18 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from listserv import notices, owner_auth, subscriptions
+from listserv import notices
+from listserv.acts import subscriptions
+from listserv.acts.subscriptions import Requester
 from listserv.addresses import Destination, Recipient
-from listserv.commands import CommandRequest, Invocation, find_commands, lookup, parse_line, run
-from listserv.commands.membership import identity_from_lines
+from listserv.commands import proof
+from listserv.commands.identity import display_name_of, identity_from_lines
 from listserv.commands.moderate import decision_texts
+from listserv.commands.parse import find_commands, must, parse_line, run
+from listserv.commands.request import CommandRequest, Credentials, Invocation
+from listserv.commands.table import COMMANDS
+from listserv.confirmations import dispatch as confirmations
+from listserv.confirmations.pending import find_request
 from listserv.context import Context
 from listserv.message import (
     from_addresses,
@@ -28,7 +35,6 @@ from listserv.message import (
 )
 from listserv.models import MailingList
 from listserv.outcomes import Outcome
-from listserv.subscriptions import Requester
 from listserv.tokens import find_token
 
 
@@ -44,24 +50,18 @@ def _subject_invocations(request: CommandRequest, subject: str) -> list[Invocati
     """Commands the Subject carries, per the -request rules."""
     mlist = request.mlist
     if mlist is not None and _phrase_in(subject, list(mlist.leave_phrases or [])):
-        return [Invocation(_must("unsubscribe"), [], subject)]
+        return [Invocation(must(COMMANDS, "unsubscribe"), [], subject)]
     if mlist is not None and _phrase_in(subject, list(mlist.join_phrases or [])):
-        return [Invocation(_must("subscribe"), [], subject)]
+        return [Invocation(must(COMMANDS, "subscribe"), [], subject)]
     token = find_token(subject)
     if token is not None and ("confirm" in subject or subject.strip() == token):
-        return [Invocation(_must("confirm"), [token], subject)]
-    invocation = parse_line(subject)
+        return [Invocation(must(COMMANDS, "confirm"), [token], subject)]
+    invocation = parse_line(COMMANDS, subject)
     return [invocation] if invocation is not None else []
 
 
-def _must(name: str):  # type: ignore[no-untyped-def]
-    command = lookup(name)
-    assert command is not None
-    return command
-
-
 def _decision_reply(
-    ctx: Context, msg: EmailMessage, body: list[str], sender: str
+    request: CommandRequest, msg: EmailMessage, body: list[str]
 ) -> list[tuple[str, Outcome]]:
     """A reply to a held-post or approval notice sent to -request or the site address.
 
@@ -71,11 +71,12 @@ def _decision_reply(
     token = find_token(header_text(msg, "Subject"))
     if token is None:
         return []
-    pending = subscriptions.find_request(ctx, token)
-    if pending is None or pending.kind not in subscriptions.DECISIONS:
+    pending = find_request(request.ctx.session, token)
+    if pending is None or pending.kind not in confirmations.DECISIONS:
         return []
     words = decision_texts(msg, body)
-    return [("(reply to the notice)", subscriptions.confirm(ctx, token, sender, words=words))]
+    outcome = confirmations.confirm(request.ctx, request.actor, token, words=words)
+    return [("(reply to the notice)", outcome)]
 
 
 def _with_subject_token(invocations: list[Invocation], msg: EmailMessage) -> list[Invocation]:
@@ -94,18 +95,18 @@ def _with_subject_token(invocations: list[Invocation], msg: EmailMessage) -> lis
 def _invocations(request: CommandRequest, msg: EmailMessage, body: list[str]) -> list[Invocation]:
     """The commands a message to the site address or -request carries."""
     if request.site:
-        invocations = find_commands(body)
+        invocations = find_commands(COMMANDS, body)
         if not invocations:
             subject = normalised_subject(msg)
             token = find_token(subject)
             if token is not None:
-                invocations = [Invocation(_must("confirm"), [token], subject)]
-            elif (found := parse_line(header_text(msg, "Subject"))) is not None:
+                invocations = [Invocation(must(COMMANDS, "confirm"), [token], subject)]
+            elif (found := parse_line(COMMANDS, header_text(msg, "Subject"))) is not None:
                 invocations = [found]
     else:
         invocations = _subject_invocations(request, normalised_subject(msg))
         if not invocations:
-            invocations = find_commands(body)
+            invocations = find_commands(COMMANDS, body)
     return _with_subject_token(invocations, msg)
 
 
@@ -121,7 +122,7 @@ def handle(
     """Run what the message asks and send the reply it is owed.
 
     `password` is the `Approved:` password the message carried, already
-    removed from everything stored (owner_auth.take_password).
+    removed from everything stored (approved.take_password).
     """
     from_header = from_header_text(msg) or sender
     body = text_body_lines(msg, limit=60)
@@ -134,29 +135,32 @@ def handle(
         body_lines=body,
         site=recipient.destination == Destination.SITE,
         message_id=header_text(msg, "Message-ID"),
-        credentials=owner_auth.Credentials(password=password),
+        credentials=Credentials(password=password),
+        commands=COMMANDS,
     )
+    actor = request.actor
+    request.confirm = lambda token: confirmations.confirm(ctx, actor, token)
     results: list[tuple[str, Outcome]]
     destination = recipient.destination
     if destination == Destination.CONFIRM:
-        outcome = subscriptions.confirm(
-            ctx, recipient.extension, sender, words=decision_texts(msg, body)
+        outcome = confirmations.confirm(
+            ctx, actor, recipient.extension, words=decision_texts(msg, body)
         )
         results = [(f"confirm {recipient.extension}", outcome)]
     elif destination == Destination.JOIN and mlist is not None:
-        name, title = identity_from_lines(body, _display_name(from_header))
-        outcome = subscriptions.request_subscribe(
-            ctx, mlist, Requester(from_header=from_header, name=name, title=title)
+        name, title = identity_from_lines(body, display_name_of(from_header))
+        outcome = subscriptions.request_join(
+            ctx, actor, mlist, Requester(from_header=from_header, name=name, title=title)
         )
         results = [("subscribe", outcome)]
     elif destination == Destination.LEAVE and mlist is not None:
-        results = [("unsubscribe", subscriptions.request_unsubscribe(ctx, mlist, sender))]
+        results = [("unsubscribe", subscriptions.request_leave(ctx, actor, mlist, sender))]
     else:
-        results = _decision_reply(ctx, msg, body, sender) or run(
+        results = _decision_reply(request, msg, body) or run(
             request, _invocations(request, msg, body)
         )
     # Owner commands that wait for their owner's OK: one confirmation per list.
-    owner_auth.send_confirmations(request)
+    proof.send_confirmations(request)
 
     if not results:
         results = [
@@ -167,7 +171,7 @@ def handle(
                 ),
             )
         ]
-        results.append(("help", _must("help").run(request, [])))
+        results.append(("help", must(COMMANDS, "help").run(request, [])))
     if _reply_owed(request, results):
         notices.send_notice(
             ctx,
@@ -203,10 +207,3 @@ def from_header_text(msg: EmailMessage) -> str:
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
         parts.append(f'"{quoted}" <{address}>' if name else f"<{address}>")
     return ", ".join(parts)
-
-
-def _display_name(from_header: str) -> str:
-    from email.utils import getaddresses
-
-    pairs = getaddresses([from_header])
-    return pairs[0][0] if len(pairs) == 1 else ""

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from listserv.commands import CommandRequest, commands
+from listserv.commands.request import CommandRequest
 from listserv.lists import all_lists
 from listserv.outcomes import Outcome
 
 
 def help(request: CommandRequest, args: list[str]) -> Outcome:
-    lines = [f"  {c.usage:<40} {c.summary}" for c in commands()]
+    lines = [f"  {c.usage:<40} {c.summary}" for c in request.commands]
     intro = "Commands (one per line, in the body or the Subject):"
     return Outcome.info(intro + "\n" + "\n".join(lines))
 

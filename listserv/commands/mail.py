@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from listserv import audit, owner_auth, ratelimit, roster
+from listserv import approved, audit, ratelimit, roster
 from listserv.commands import dispatch
 from listserv.context import Context
 from listserv.message import auto_reply_reason, sender_address
@@ -20,7 +20,7 @@ from listserv.routing.delivery import Delivery
 def receive_command_mail(ctx: Context, delivery: Delivery) -> str:
     msg = delivery.message
     # First of all, so not even an ignored message keeps an owner's password.
-    password = owner_auth.take_password(ctx, delivery.inbound, msg)
+    password = approved.take_password(ctx, delivery.inbound, msg)
     reason = auto_reply_reason(msg, delivery.envelope_from)
     list_name = delivery.mlist.name if delivery.mlist is not None else ""
     if reason is not None:

@@ -9,31 +9,33 @@ first line, or failing that its Subject: `approve`, `reject <reason>` or
 approving by accident is worse than asking again — so it is answered with
 the words to use, and the token stays good for the real decision.
 
-The first decision wins: the post or request is decided by a conditional
-update in moderation.py / subscriptions.decide, and a moderator who replies
-later is told who handled it. Input is the request a token names and the
-reply's first line and Subject; output is the moderation module's outcome.
+The first decision wins: the post or request is decided by its act
+(`acts/held.py`, `acts/requests.py`), and a moderator who replies later is
+told who handled it. Input is the request a token names and the reply's
+first line and Subject; output is the act's result as a reply line.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import replace
 from email.message import EmailMessage
 
-from sqlalchemy import select
-
-from listserv import roster, subscriptions
+from listserv.actors import Actor, Auth, Scope
+from listserv.acts import held, requests
+from listserv.acts.errors import ActError
+from listserv.confirmations.pending import settle
 from listserv.context import Context
 from listserv.message import header_text
 from listserv.models import (
+    Channel,
     MailingList,
     PendingRequest,
     Post,
     PostStatus,
     RequestKind,
     RequestStatus,
+    Role,
 )
 from listserv.outcomes import Outcome
 from listserv.tokens import TOKEN_RE
@@ -113,24 +115,36 @@ def _unusable(ctx: Context, request: PendingRequest, what: str, command: str) ->
     return Outcome.refused(f"The notice about {what} was already answered{by}.")
 
 
+def _moderator(mlist: MailingList, confirmer: str, channel: Channel) -> Actor:
+    """Whoever replied to the notice: the token, mailed only to the list's moderators and
+    owners, is their authority on this list (a moderator's, whatever the From says)."""
+    return Actor(
+        confirmer or "token holder",
+        channel,
+        Auth.CONFIRMED_REPLY,
+        scope=Scope(Role.MODERATOR, frozenset({mlist.name})),
+    )
+
+
 def decide_by_reply(
-    ctx: Context, request: PendingRequest, confirmer: str, texts: Sequence[str]
+    ctx: Context, actor: Actor, request: PendingRequest, texts: Sequence[str]
 ) -> Outcome:
     """The decision a reply to a notice asks for, on the post or request its token names."""
-    actor = confirmer or "token holder"
+    mlist = ctx.session.get(MailingList, request.list_id) if request.list_id else None
     if request.kind == RequestKind.MODERATE_POST:
-        return _decide_post(ctx, request, actor, texts)
-    return _decide_request(ctx, request, actor, texts)
+        return _decide_post(ctx, actor, mlist, request, texts)
+    return _decide_request(ctx, actor, mlist, request, texts)
 
 
 def _decide_post(
-    ctx: Context, request: PendingRequest, actor: str, texts: Sequence[str]
+    ctx: Context,
+    actor: Actor,
+    mlist: MailingList | None,
+    request: PendingRequest,
+    texts: Sequence[str],
 ) -> Outcome:
-    from listserv import moderation
-
     post_id = (request.payload or {}).get("post_id")
     post = ctx.session.get(Post, post_id) if isinstance(post_id, int) else None
-    mlist = ctx.session.get(MailingList, request.list_id) if request.list_id else None
     if post is None or mlist is None:
         return Outcome.refused("That held post is no longer on record.")
     if post.status != PostStatus.HELD:
@@ -143,25 +157,31 @@ def _decide_post(
     if decision is None:
         return _ask_again(f"post {post.id}")
     action, reason = decision
-    if action == "approve":
-        return moderation.approve_post(ctx, post, actor=actor, auth="confirmed-reply")
-    if action == "reject":
-        return moderation.reject_post(ctx, post, actor=actor, auth="confirmed-reply", reason=reason)
-    return moderation.discard_post(ctx, post, actor=actor, auth="confirmed-reply")
+    moderator = _moderator(mlist, actor.address, actor.channel)
+    try:
+        if action == "approve":
+            return Outcome.done(held.approve_post(ctx, moderator, mlist, post.id).text)
+        if action == "reject":
+            decided = held.reject_post(ctx, moderator, mlist, post.id, reason=reason)
+            return Outcome.done(decided.text)
+        return Outcome.done(held.discard_post(ctx, moderator, mlist, post.id).text)
+    except ActError as exc:
+        return Outcome.refused(exc.message)
 
 
 def _decide_request(
-    ctx: Context, request: PendingRequest, actor: str, texts: Sequence[str]
+    ctx: Context,
+    actor: Actor,
+    mlist: MailingList | None,
+    request: PendingRequest,
+    texts: Sequence[str],
 ) -> Outcome:
-    from listserv.commands.owner import discard_request
-
     request_id = (request.payload or {}).get("request_id")
     pending = ctx.session.get(PendingRequest, request_id) if isinstance(request_id, int) else None
-    mlist = ctx.session.get(MailingList, request.list_id) if request.list_id else None
     if pending is None or mlist is None or pending.kind != RequestKind.SUBSCRIBE:
         return Outcome.refused("That subscription request is no longer on record.")
     if pending.status != RequestStatus.AWAITING_APPROVAL:
-        close_request_tokens(ctx, pending, pending.resolved_by or actor)
+        settle(request, RequestStatus.DONE, pending.resolved_by or actor.address, ctx.now)
         by = pending.resolved_by or "another owner"
         return Outcome.refused(f"Request R{pending.id} was already handled by {by}.")
     unusable = _unusable(
@@ -173,36 +193,14 @@ def _decide_request(
     if decision is None:
         return _ask_again(f"the request from {pending.address}")
     action, reason = decision
-    if action == "discard":
-        outcome = discard_request(ctx, pending, actor=actor, auth="confirmed-reply")
-    else:
-        outcome = subscriptions.decide(
-            ctx,
-            pending,
-            approve=action == "approve",
-            actor=actor,
-            auth="confirmed-reply",
-            reason=reason,
-        )
-    close_request_tokens(ctx, pending, actor)
+    moderator = _moderator(mlist, actor.address, actor.channel)
     # The welcome or refusal went to the requester; the owner who replied hears too.
-    return replace(outcome, notified=False)
-
-
-def close_request_tokens(ctx: Context, pending: PendingRequest, actor: str) -> None:
-    """Retire the reply tokens of a subscription request that is no longer awaiting approval."""
-    if pending.status == RequestStatus.AWAITING_APPROVAL:
-        return
-    tokens = ctx.session.scalars(
-        select(PendingRequest).where(
-            PendingRequest.kind == RequestKind.MODERATE_REQUEST,
-            PendingRequest.list_id == pending.list_id,
-            PendingRequest.address_key == roster.address_key(pending.address),
-            PendingRequest.status.in_((RequestStatus.PENDING, RequestStatus.EXPIRED)),
-        )
-    )
-    for token in tokens:
-        if (token.payload or {}).get("request_id") == pending.id:
-            token.status = RequestStatus.DONE
-            token.resolved_at = ctx.now
-            token.resolved_by = (pending.resolved_by or actor)[:320]
+    try:
+        if action == "discard":
+            return Outcome.done(requests.discard_request(ctx, moderator, mlist, pending.id).text)
+        if action == "approve":
+            return Outcome.done(requests.approve_request(ctx, moderator, mlist, pending.id).text)
+        decided = requests.reject_request(ctx, moderator, mlist, pending.id, reason=reason)
+        return Outcome.done(decided.text)
+    except ActError as exc:
+        return Outcome.refused(exc.message)

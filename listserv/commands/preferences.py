@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from listserv import roster, subscriptions
-from listserv.commands import CommandRequest
+from listserv import roster
+from listserv.acts import subscriptions
 from listserv.commands.membership import resolve_list, unknown_list
+from listserv.commands.request import CommandRequest
 from listserv.outcomes import Outcome
 
 SELF_OPTIONS = ("digest", "nomail", "mail")
@@ -17,7 +18,9 @@ def set_option(request: CommandRequest, args: list[str]) -> Outcome:
         return unknown_list(request, args)
     if len(rest) != 1 or rest[0].lower() not in SELF_OPTIONS:
         return Outcome.error("Usage: SET list DIGEST|NOMAIL|MAIL")
-    return subscriptions.request_option(request.ctx, mlist, request.sender, rest[0].lower())
+    return subscriptions.request_option(
+        request.ctx, request.actor, mlist, request.sender, rest[0].lower()
+    )
 
 
 def query(request: CommandRequest, args: list[str]) -> Outcome:

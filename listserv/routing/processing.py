@@ -25,7 +25,7 @@ from listserv.inbound import unprocessed_ids
 from listserv.lists import get_list
 from listserv.message import message_id, parse_message
 from listserv.models import InboundMessage, InboundStatus, utcnow
-from listserv.owner_auth import scrub_raw
+from listserv.approved import scrub_raw
 from listserv.routing.delivery import Delivery
 from listserv.routing.router import route
 from listserv.templates import Templates
@@ -44,7 +44,6 @@ def _route_message(
         settings=settings,
         templates=templates,
         now=now,
-        channel="email",
         source=message_id(msg) or f"inbound:{row.id}",
     )
     notes = []

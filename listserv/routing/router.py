@@ -11,48 +11,33 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from listserv.addresses import Destination
+from listserv.bounces import receive_bounce
+from listserv.commands.mail import receive_command_mail
 from listserv.context import Context
+from listserv.posting.receive import receive_post
+from listserv.routing.owners import relay_to_owners
 from listserv.routing.delivery import Delivery
 
 #: A stage's entry point; returns a short note for the inbound row's reason.
 Stage = Callable[[Context, Delivery], str]
 
 
-def _commands(ctx: Context, delivery: Delivery) -> str:
-    from listserv.commands.mail import receive_command_mail
-
-    return receive_command_mail(ctx, delivery)
-
-
 def _post(ctx: Context, delivery: Delivery) -> str:
-    from listserv.posting import receive_post
-
-    return receive_post(ctx, delivery)
-
-
-def _owner(ctx: Context, delivery: Delivery) -> str:
-    from listserv.routing.owners import relay_to_owners
-
-    return relay_to_owners(ctx, delivery)
-
-
-def _bounce(ctx: Context, delivery: Delivery) -> str:
-    from listserv.bounces import receive_bounce
-
-    return receive_bounce(ctx, delivery)
+    return receive_post(ctx, delivery, forward=route)
 
 
 ROUTES: dict[Destination, Stage] = {
     Destination.POST: _post,
-    Destination.REQUEST: _commands,
-    Destination.JOIN: _commands,
-    Destination.LEAVE: _commands,
-    Destination.CONFIRM: _commands,
-    Destination.SITE: _commands,
-    Destination.OWNER: _owner,
-    Destination.BOUNCES: _bounce,
+    Destination.REQUEST: receive_command_mail,
+    Destination.JOIN: receive_command_mail,
+    Destination.LEAVE: receive_command_mail,
+    Destination.CONFIRM: receive_command_mail,
+    Destination.SITE: receive_command_mail,
+    Destination.OWNER: relay_to_owners,
+    Destination.BOUNCES: receive_bounce,
 }
 
 
 def route(ctx: Context, delivery: Delivery) -> str:
+    """Hand one recipient of a stored message to the stage its address names."""
     return ROUTES[delivery.recipient.destination](ctx, delivery)

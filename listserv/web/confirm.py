@@ -30,7 +30,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from listserv import db, subscriptions
+from listserv import db
+from listserv.actors import Auth, web_actor
+from listserv.confirmations.dispatch import confirm
 from listserv.models import MailingList, PendingRequest, RequestKind, RequestStatus, utcnow
 from listserv.outcomes import Outcome, Status
 from listserv.tokens import hash_token
@@ -112,7 +114,7 @@ def _describe_other(request: PendingRequest, mlist: MailingList) -> Description:
 
 
 #: How each kind of request is described on its page; kinds not named here
-#: (added by other stages to subscriptions.CONFIRMATIONS) get the general words.
+#: (added to confirmations.dispatch.CONFIRMATIONS) get the general words.
 DESCRIPTIONS: dict[str, Callable[[PendingRequest, MailingList], Description]] = {
     RequestKind.SUBSCRIBE: _describe_subscribe,
     RequestKind.UNSUBSCRIBE: _describe_unsubscribe,
@@ -286,8 +288,9 @@ def confirm_action(
         if mlist is None:
             return unknown_page()
         ctx = web.context(session, now=now, source=client)
+        holder = web_actor(auth=Auth.CONFIRMED_REPLY)  # holding the token is the proof
         if request.expires_at <= now:
-            subscriptions.confirm(ctx, token)  # records the expiry
+            confirm(ctx, holder, token)  # records the expiry
             return expired_page(request, mlist)
-        outcome = subscriptions.confirm(ctx, token)
+        outcome = confirm(ctx, holder, token)
         return _result_page(request, mlist, outcome)

@@ -24,7 +24,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from listserv import db, notices, ratelimit, roster, subscriptions
+from listserv import db, notices, ratelimit, roster
+from listserv.actors import web_actor
+from listserv.acts.subscriptions import Requester, request_join
 from listserv.lists import get_list
 from listserv.models import MailingList, Member, Role, utcnow
 from listserv.outcomes import Status
@@ -205,8 +207,8 @@ def join(web: Web, name: str, form: JoinForm, client: str, now: datetime | None 
             )
             return _list_page(web, session, mlist, form, {"address": text}, 429)
         ctx = web.context(session, now=now, source=client)
-        requester = subscriptions.Requester(address=form.address, name=form.name, title=form.title)
-        outcome = subscriptions.request_subscribe(ctx, mlist, requester)
+        requester = Requester(address=form.address, name=form.name, title=form.title)
+        outcome = request_join(ctx, web_actor(), mlist, requester)
         if outcome.status == Status.PENDING:
             return _check_mail(mlist, form.address)
         if outcome.status == Status.INFO:

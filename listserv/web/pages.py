@@ -88,7 +88,6 @@ class Web:
             settings=self.settings,
             templates=self.templates,
             now=now,
-            channel="web",
             source=source,
         )
 

@@ -19,17 +19,16 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Generator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Generator
 
 import uvicorn
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp
 
 from listserv.config import Settings
+from listserv.startup import make_templates, prepare_database
+from listserv.templates import Templates
 from listserv.web.app import create_app
-
-if TYPE_CHECKING:
-    from listserv.app import Service
 
 log = logging.getLogger("listserv.web")
 
@@ -107,12 +106,15 @@ async def serve_app(app: ASGIApp, host: str, port: int) -> tuple[asyncio.Task[No
     return task, bound
 
 
-async def start_web(service: Service) -> tuple[asyncio.Task[None], int]:
+async def start_web(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    templates: Templates,
+    *,
+    on_outbox: Callable[[], None],
+) -> tuple[asyncio.Task[None], int]:
     """The web pages of a running service, on its loop, database and templates."""
-    settings = service.settings
-    app = create_app(
-        settings, service.factory, service.templates, on_outbox=service.outbox_ready.set
-    )
+    app = create_app(settings, factory, templates, on_outbox=on_outbox)
     task, port = await serve_app(app, settings.web.host, settings.web.port)
     log.info(
         "web pages on http://%s:%d (public %s)", settings.web.host, port, settings.web.base_url
@@ -126,8 +128,6 @@ async def run_alone(settings: Settings) -> None:
     Mail the pages queue (confirmations, goodbyes) waits in the shared outbox
     for the mail host's delivery worker.
     """
-    from listserv.app import make_templates, prepare_database
-
     engine, factory = prepare_database(settings)
     try:
         app = create_app(settings, factory, make_templates(settings))

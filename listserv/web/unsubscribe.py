@@ -28,7 +28,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from listserv import db, notices, roster
+from listserv import db, notices
+from listserv.actors import Auth, web_actor
+from listserv.acts import members
 from listserv.lists import get_list
 from listserv.models import MailingList, Member, Role, UnsubscribeReceipt, utcnow
 from listserv.tokens import check_unsubscribe_token
@@ -162,16 +164,13 @@ def one_click(
                 next_steps=[Link("Open the unsubscribe page", unsubscribe_path(mlist.name, token))],
             )
         address, member_id = member.address, member.id
-        roster.remove_member(
-            session,
+        ctx = web.context(session, now=now, source=client)
+        members.remove_member(
+            ctx,
+            web_actor(address, Auth.ONE_CLICK),  # the signed link is the member's own
             mlist,
-            member,
-            actor=address,
-            channel="web",
-            auth="one-click-token",
-            source=client,
+            address,
             reason="one-click unsubscribe (RFC 8058)",
-            now=now,
         )
         session.add(
             UnsubscribeReceipt(
@@ -182,7 +181,6 @@ def one_click(
                 at=now,
             )
         )
-        ctx = web.context(session, now=now, source=client)
         notices.send_notice(ctx, "goodbye.txt.j2", address, mlist=mlist)
         return message(
             200,

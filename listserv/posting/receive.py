@@ -19,6 +19,7 @@ to be processed again rather than half a post.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -26,14 +27,17 @@ from email.utils import parsedate_to_datetime
 
 from sqlalchemy import select
 
-from listserv import audit, fanout, moderation, notices, roster
+from listserv import audit, notices, roster
 from listserv.addresses import Recipient, parse_recipient
+from listserv.approved import take_password
+from listserv.actors import Auth, email_actor
 from listserv.context import Context
 from listserv.message import auto_reply_reason, from_addresses, header_text
-from listserv.models import MailingList, Member, OutboxJob, Post, PostStatus, Role
+from listserv.models import MailingList, Member, Post, PostStatus, Role
+from listserv.passwords import verify_password
+from listserv.posting import fanout, moderation
+from listserv.posting.rules import Action, Verdict, evaluate, post_context
 from listserv.routing.delivery import Delivery
-from listserv.routing.router import route
-from listserv.rules import Action, Verdict, evaluate, post_context
 
 #: Who decided a post the rules decided, for "already handled by …".
 RULES_ACTOR = "the posting rules"
@@ -93,23 +97,12 @@ def store_post(ctx: Context, mlist: MailingList, delivery: Delivery, status: str
     return post
 
 
-def accept_post(ctx: Context, mlist: MailingList, post: Post) -> OutboxJob:
-    """Archive the post (status accepted) and queue it for every receiving member."""
-    post.status = PostStatus.ACCEPTED
-    if post.decided_at is None:
-        post.decided_at = ctx.now
-    return fanout.start_fanout(ctx, mlist, post)
-
-
 def _pre_approval(ctx: Context, mlist: MailingList, delivery: Delivery) -> str | None:
     """The owner or moderator whose `Approved:` password the post carries, if valid.
 
     The password is removed from the stored bytes whether or not it is right;
     a wrong one is audited and the post goes through the rules as usual.
     """
-    from listserv.owner_auth import take_password
-    from listserv.passwords import verify_password
-
     password = take_password(ctx, delivery.inbound, delivery.message)
     if password is None:
         return None
@@ -135,8 +128,17 @@ def _pre_approval(ctx: Context, mlist: MailingList, delivery: Delivery) -> str |
     return None
 
 
-def receive_post(ctx: Context, delivery: Delivery) -> str:
-    """Store, judge and act on one message to a posting address; a note for the log."""
+#: Hands a message on to another address's stage (the router's `route`, passed in so
+#: this stage need not import the router that imports it).
+Forward = Callable[[Context, Delivery], str]
+
+
+def receive_post(ctx: Context, delivery: Delivery, forward: Forward) -> str:
+    """Store, judge and act on one message to a posting address; a note for the log.
+
+    Administrivia sent to the posting address (a "subscribe" alone) is
+    discarded as a post and `forward`ed to the -request address's stage.
+    """
     mlist = delivery.mlist
     if mlist is None:
         return "ignored: no such list"
@@ -168,7 +170,7 @@ def receive_post(ctx: Context, delivery: Delivery) -> str:
     post.decided_at = ctx.now
     post.decided_by = RULES_ACTOR
     if verdict.action == Action.ACCEPT:
-        job = accept_post(ctx, mlist, post)
+        job = fanout.accept_post(ctx, mlist, post)
         _record(ctx, mlist, post, "post-accepted", verdict, job=job.id)
         return f"post {post.id} accepted for {post.recipient_count} member(s)"
     if verdict.action == Action.REJECT:
@@ -185,7 +187,7 @@ def receive_post(ctx: Context, delivery: Delivery) -> str:
         routed = Delivery(
             delivery.inbound, delivery.message, recipient, mlist, delivery.envelope_from
         )
-        note += f"; as {mlist.address('-' + decisive.route_to.value)}: {route(ctx, routed)}"
+        note += f"; as {mlist.address('-' + decisive.route_to.value)}: {forward(ctx, routed)}"
     return note[:2000]
 
 
@@ -228,16 +230,14 @@ def _tell_rejected(
 def _record(
     ctx: Context, mlist: MailingList, post: Post, action: str, verdict: Verdict, **detail: object
 ) -> None:
-    audit.record(
+    audit.record_act(
         ctx.session,
+        email_actor(post.sender, Auth.RULES),
         action,
-        channel=ctx.channel,
         list_name=mlist.name,
-        actor=post.sender,
         target=f"post:{post.id}",
         source=ctx.source,
         outcome=post.status,
-        auth="rules",
         detail={"post": post.id, "reasons": verdict.all_reasons, **detail},
         at=ctx.now,
     )

@@ -26,7 +26,7 @@ from email.utils import format_datetime, make_msgid
 from listserv import notices, outbox, roster
 from listserv.context import Context
 from listserv.decorate import ListIdentity, decorate_post
-from listserv.models import MailingList, OutboxJob, Post
+from listserv.models import MailingList, OutboxJob, Post, PostStatus
 from listserv.outbox import RecipientSpec
 from listserv.tokens import unsubscribe_token
 
@@ -147,3 +147,15 @@ def start_fanout(ctx: Context, mlist: MailingList, post: Post) -> OutboxJob:
         total += len(specs)
     post.recipient_count = total
     return job
+
+
+def accept_post(ctx: Context, mlist: MailingList, post: Post) -> OutboxJob:
+    """Archive the post (status accepted) and queue it for every receiving member.
+
+    The rules' accept and a moderator's approval both end here, so an approved
+    post goes out exactly as an accepted one.
+    """
+    post.status = PostStatus.ACCEPTED
+    if post.decided_at is None:
+        post.decided_at = ctx.now
+    return start_fanout(ctx, mlist, post)

@@ -227,7 +227,7 @@ def archive_counts(
             .group_by(Post.status)
         ).all()
     )
-    return {status.value: int(counts.get(status.value, 0)) for status in S}
+    return {status.value: int(counts.get(status, 0)) for status in S}
 
 
 def export_archive(

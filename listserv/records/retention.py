@@ -24,6 +24,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from listserv import audit
+from listserv.actors import Actor, system_actor
+from listserv.acts.errors import Conflict
 from listserv.context import Context
 from listserv.models import (
     InboundMessage,
@@ -39,8 +41,11 @@ from listserv.models import (
 AUDIT_CHUNK = 1000
 DELETE_CHUNK = 500
 
+#: Who the periodic purge is audited as.
+SYSTEM = system_actor()
 
-class LegalHoldError(Exception):
+
+class LegalHoldError(Conflict):
     """A deletion refused because the list is under legal hold."""
 
 
@@ -48,7 +53,8 @@ def check_no_hold(mlist: MailingList, what: str) -> None:
     if mlist.legal_hold:
         raise LegalHoldError(
             f"{mlist.display_name} is under legal hold: {what} is not allowed until "
-            f"the hold is lifted (listserv lists set {mlist.name} legal_hold=false)"
+            f"the hold is lifted (listserv lists set {mlist.name} legal_hold=false)",
+            code="legal-hold",
         )
 
 
@@ -113,24 +119,20 @@ def _record_disposition(
     mlist: MailingList,
     posts: Sequence[Any],
     *,
-    actor: str,
-    channel: str,
-    auth: str,
+    actor: Actor,
     source: str,
     now: datetime,
     extra: dict[str, Any],
 ) -> None:
     for start in range(0, max(len(posts), 1), AUDIT_CHUNK):
         part = posts[start : start + AUDIT_CHUNK]
-        audit.record(
+        audit.record_act(
             session,
+            actor,
             action,
-            channel=channel,
             list_name=mlist.name,
-            actor=actor,
             target=mlist.name,
             source=source,
-            auth=auth,
             detail={**extra, "count": len(posts), "posts": _disposition(part)},
             at=now,
         )
@@ -141,9 +143,7 @@ def purge_list(
     mlist: MailingList,
     now: datetime,
     *,
-    actor: str = "system",
-    channel: str = "system",
-    auth: str = "",
+    actor: Actor = SYSTEM,
     source: str = "retention",
     dry_run: bool = False,
 ) -> PurgeResult:
@@ -172,8 +172,6 @@ def purge_list(
         mlist,
         posts,
         actor=actor,
-        channel=channel,
-        auth=auth,
         source=source,
         now=now,
         extra={
@@ -191,9 +189,7 @@ def purge_expired(
     now: datetime,
     *,
     lists: Sequence[MailingList] | None = None,
-    actor: str = "system",
-    channel: str = "system",
-    auth: str = "",
+    actor: Actor = SYSTEM,
     dry_run: bool = False,
 ) -> list[PurgeResult]:
     """Apply retention to the given lists (default: every list)."""
@@ -202,24 +198,20 @@ def purge_expired(
         if lists is not None
         else session.scalars(select(MailingList).order_by(MailingList.name)).all()
     )
-    return [
-        purge_list(session, mlist, now, actor=actor, channel=channel, auth=auth, dry_run=dry_run)
-        for mlist in targets
-    ]
+    return [purge_list(session, mlist, now, actor=actor, dry_run=dry_run) for mlist in targets]
 
 
-def apply_retention(session: Session, now: datetime) -> int:
+def apply_retention(ctx: Context) -> int:
     """The periodic job: posts deleted under every list's retention period."""
-    return sum(r.posts for r in purge_expired(session, now))
+    return sum(r.posts for r in purge_expired(ctx.session, ctx.now))
 
 
 def delete_posts(
     ctx: Context,
+    actor: Actor,
     mlist: MailingList,
     post_ids: Sequence[int],
     *,
-    actor: str,
-    auth: str,
     reason: str = "",
 ) -> int:
     """An owner deleting posts from the archive (refused under legal hold); audited."""
@@ -238,8 +230,6 @@ def delete_posts(
         mlist,
         posts,
         actor=actor,
-        channel=ctx.channel,
-        auth=auth,
         source=ctx.source,
         now=ctx.now,
         extra={"reason": reason},
@@ -273,7 +263,7 @@ def list_contents(session: Session, mlist: MailingList) -> dict[str, int]:
     }
 
 
-def delete_list(ctx: Context, mlist: MailingList, *, actor: str, auth: str) -> dict[str, int]:
+def delete_list(ctx: Context, actor: Actor, mlist: MailingList) -> dict[str, int]:
     """Delete a list with its roster, history and archive (refused under legal hold).
 
     The database cascades to members, history, posts, requests and bans; the
@@ -283,15 +273,13 @@ def delete_list(ctx: Context, mlist: MailingList, *, actor: str, auth: str) -> d
     contents = list_contents(ctx.session, mlist)
     post_ids = list(ctx.session.scalars(select(Post.id).where(Post.list_id == mlist.id)))
     _delete_posts(ctx.session, post_ids)
-    audit.record(
+    audit.record_act(
         ctx.session,
+        actor,
         "list-delete",
-        channel=ctx.channel,
         list_name=mlist.name,
-        actor=actor,
         target=mlist.name,
         source=ctx.source,
-        auth=auth,
         detail={
             "before": {
                 "name": mlist.name,

@@ -1,17 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Held posts: holding one for the moderators, and their decision on it.
+"""Held posts: holding one for the moderators, and settling it when they decide.
 
-Input: a `Post` the rules held, or a moderator's decision on one (from the CLI, and
-later from a reply to the hold notice or the web).
-Output: the post's new status with who decided and when, a `moderate-post`
-`PendingRequest` (its token is the confirm address in the moderators' notice),
-the notices to moderators and poster, and an audit row per step. An approved
-post continues down the pipeline exactly as an accepted one (`posting.accept_post`).
+Input: a `Post` the rules held. Output: the post held, a `moderate-post`
+`PendingRequest` (its token is the confirm address in the moderators'
+notice), the notices to moderators and poster, and an audit row. The
+moderators' decisions are acts (`acts/held.py`) built on `settle`.
 
-The first decision wins: the status change is a conditional UPDATE (`… WHERE status
-= 'held'`), so two moderators acting at once — a reply and the CLI, or two hosts on
-PostgreSQL — cannot both approve and send a post twice; the later one is told who
-handled it. Trusts its callers to have checked that `actor` may moderate.
+The first decision wins: `settle` is a conditional UPDATE (`… WHERE status =
+'held'`), so two moderators acting at once — a reply and the CLI, or two
+hosts on PostgreSQL — cannot both approve and send a post twice; the later
+one is told who handled it.
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import defer
 
 from listserv import audit, notices, ratelimit, roster
+from listserv.actors import Auth, email_actor
 from listserv.context import Context
 from listserv.message import parse_message, text_body_lines
 from listserv.models import (
@@ -34,7 +33,6 @@ from listserv.models import (
     RequestStatus,
     Role,
 )
-from listserv.outcomes import Outcome
 from listserv.tokens import hash_token, new_token
 
 #: How long the reply-to-approve address in a hold notice works (the CLI always does).
@@ -130,12 +128,11 @@ def hold_post(
             subject=post.subject,
             reasons=list(reasons),
         )
-    audit.record(
+    audit.record_act(
         ctx.session,
+        email_actor(post.sender, Auth.RULES),
         "post-held",
-        channel=ctx.channel,
         list_name=mlist.name,
-        actor=post.sender,
         target=f"post:{post.id}",
         source=ctx.source,
         outcome="held",
@@ -145,12 +142,7 @@ def hold_post(
     return request
 
 
-def _already_handled(post: Post) -> Outcome:
-    by = post.decided_by or "another moderator"
-    return Outcome.refused(f"Post {post.id} was already handled by {by}.")
-
-
-def _decide(ctx: Context, post: Post, status: PostStatus, actor: str) -> bool:
+def settle(ctx: Context, post: Post, status: PostStatus, actor: str) -> bool:
     """Move a held post to `status`, only if it is still held: the first decision wins."""
     result = ctx.session.execute(
         update(Post)
@@ -162,7 +154,7 @@ def _decide(ctx: Context, post: Post, status: PostStatus, actor: str) -> bool:
     return int(getattr(result, "rowcount", 0) or 0) == 1
 
 
-def _resolve_request(ctx: Context, post: Post, actor: str, reason: str = "") -> None:
+def close_hold_request(ctx: Context, post: Post, actor: str, reason: str = "") -> None:
     """Close the post's moderate-post request, so its reply token stops working."""
     open_requests = ctx.session.scalars(
         select(PendingRequest).where(
@@ -180,97 +172,6 @@ def _resolve_request(ctx: Context, post: Post, actor: str, reason: str = "") -> 
             request.resolved_at = ctx.now
             request.resolved_by = actor[:320]
             request.reason = reason
-
-
-def _mlist(ctx: Context, post: Post) -> MailingList:
-    mlist = ctx.session.get(MailingList, post.list_id)
-    assert mlist is not None  # posts are deleted with their list
-    return mlist
-
-
-def _record(
-    ctx: Context,
-    mlist: MailingList,
-    post: Post,
-    action: str,
-    actor: str,
-    auth: str,
-    **detail: object,
-) -> None:
-    audit.record(
-        ctx.session,
-        action,
-        channel=ctx.channel,
-        list_name=mlist.name,
-        actor=actor,
-        target=f"post:{post.id}",
-        source=ctx.source,
-        auth=auth,
-        detail={"post": post.id, "sender": post.sender, **detail},
-        at=ctx.now,
-    )
-
-
-def approve_post(ctx: Context, post: Post, *, actor: str, auth: str) -> Outcome:
-    """Approve a held post: archived and sent to the members as if accepted."""
-    from listserv.posting import accept_post
-
-    if not _decide(ctx, post, PostStatus.ACCEPTED, actor):
-        return _already_handled(post)
-    mlist = _mlist(ctx, post)
-    job = accept_post(ctx, mlist, post)
-    _resolve_request(ctx, post, actor)
-    _record(ctx, mlist, post, "post-approved", actor, auth, job=job.id)
-    return Outcome.done(
-        f"Post {post.id} approved; it goes to {post.recipient_count} member(s) of "
-        f"{mlist.display_name}."
-    )
-
-
-def reject_post(ctx: Context, post: Post, *, actor: str, auth: str, reason: str = "") -> Outcome:
-    """Reject a held post; the poster is told, with the moderator's reason if given."""
-    if not _decide(ctx, post, PostStatus.REJECTED, actor):
-        return _already_handled(post)
-    mlist = _mlist(ctx, post)
-    reason = " ".join(reason.split())
-    post.reason = "\n".join(
-        filter(
-            None,
-            [
-                post.reason,
-                f"Rejected by a moderator: {reason}" if reason else "Rejected by a moderator.",
-            ],
-        )
-    )
-    _resolve_request(ctx, post, actor, reason)
-    notified = False
-    if may_notify_poster(ctx, post.sender):
-        notices.send_notice(
-            ctx,
-            "post_rejected.txt.j2",
-            post.sender,
-            mlist=mlist,
-            in_reply_to=post.message_id,
-            subject=post.subject,
-            reasons=[reason] if reason else [],
-            by_moderator=True,
-            explain_membership=False,
-        )
-        notified = True
-    _record(ctx, mlist, post, "post-rejected", actor, auth, reason=reason)
-    told = f"; {post.sender} was told" if notified else ""
-    return Outcome.done(f"Post {post.id} rejected{told}.")
-
-
-def discard_post(ctx: Context, post: Post, *, actor: str, auth: str) -> Outcome:
-    """Discard a held post: nobody is told; the post stays on record as discarded."""
-    if not _decide(ctx, post, PostStatus.DISCARDED, actor):
-        return _already_handled(post)
-    mlist = _mlist(ctx, post)
-    post.reason = "\n".join(filter(None, [post.reason, "Discarded by a moderator."]))
-    _resolve_request(ctx, post, actor)
-    _record(ctx, mlist, post, "post-discarded", actor, auth)
-    return Outcome.done(f"Post {post.id} discarded.")
 
 
 def held_posts(ctx: Context, mlist: MailingList) -> Sequence[Post]:

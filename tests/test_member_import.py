@@ -14,6 +14,7 @@ import sqlalchemy.exc
 from sqlalchemy import func, select
 
 from listserv import roster
+from listserv.acts import bans as ban_acts
 from listserv.context import Context
 from listserv.eligibility import EligibilityRule, Eligible, check_address
 from listserv.lists import get_list
@@ -253,9 +254,7 @@ def roster_config(ctx_factory: Callable[..., Context], db_url: str, tmp_path: Pa
     _, existing = five_thousand_lines()
     for address in existing:
         roster.add_member(ctx.session, mlist, address, actor=as_actor("test", "cli"))
-    from listserv import bans
-
-    bans.add_ban(ctx, mlist, "*@spam.gov", actor="root@host", auth="host")
+    ban_acts.ban(ctx, as_actor("root@host", "cli", "host"), mlist, "*@spam.gov")
     ctx.session.commit()
     ctx.session.close()
     return write_config(tmp_path / "listserv.toml", db_url, tmp_path / "var")

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from listserv import conduct, roster
+from listserv import roster
+from listserv.acts import conduct as conduct_acts
 from listserv.context import Context
 from listserv.lists import get_list
-from listserv.models import DeliveryMode
+from listserv.models import DeliveryMode, Role
 from tests.actors import as_actor
 from tests.admin_helpers import run_cli, write_config
 
@@ -40,11 +41,11 @@ def test_members_at_follows_joins_leaves_and_delivery_changes(
     )
     ann = roster.add_member(s, mlist, "Ann@Agency.gov", now=at(7), actor=as_actor("test", "web"))
     ctx.now = at(7.5)
-    conduct.suspend_member(
-        ctx, mlist, ann, until=at(100), note="", actor="o@digital.gov", auth="host"
+    conduct_acts.suspend(
+        ctx, as_actor("o@digital.gov", "cli", "host"), mlist, ann.address, until=at(100), note=""
     )
     roster.add_member(
-        s, mlist, "owner2@agency.gov", role="owner", now=at(8), actor=as_actor("test")
+        s, mlist, "owner2@agency.gov", role=Role.OWNER, now=at(8), actor=as_actor("test")
     )
     s.commit()
 

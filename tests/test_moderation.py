@@ -13,6 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 from listserv import roster
+from listserv.acts import held as held_acts
+from listserv.acts.errors import ActError
 from listserv.addresses import parse_recipient
 from listserv.context import Context
 from listserv.lists import get_list
@@ -20,6 +22,7 @@ from listserv.message import parse_message
 from listserv.models import (
     AuditEvent,
     InboundMessage,
+    MailingList,
     OutboxJob,
     OutboxRecipient,
     PendingRequest,
@@ -28,8 +31,7 @@ from listserv.models import (
     RequestKind,
     RequestStatus,
 )
-from listserv.outcomes import Status
-from listserv.posting import moderation
+from listserv.outcomes import Outcome, Status
 from listserv.posting.receive import receive_post
 from listserv.routing.delivery import Delivery
 from listserv.routing.router import route
@@ -40,6 +42,25 @@ from tests.conftest import make_message
 MEMBERS = ["jane.doe@agency.gov", "bob.smith@agency.gov", "carol@army.mil"]
 STRANGER = "stranger@agency.gov"
 OWNER = "owner@digital.gov"
+
+
+def _decide(
+    act: Callable[..., held_acts.Decision],
+    ctx: Context,
+    post: Post,
+    *,
+    actor: str,
+    auth: str,
+    **kw: str,
+) -> Outcome:
+    """A moderator's decision through the acts, told as an email command would tell it."""
+    mlist = ctx.session.get(MailingList, post.list_id)
+    assert mlist is not None
+    try:
+        decision = act(ctx, as_actor(actor, "cli", auth), mlist, post.id, **kw)
+    except ActError as exc:
+        return Outcome.refused(exc.message)
+    return Outcome.done(decision.text)
 
 
 def deliver(ctx: Context, msg: EmailMessage, envelope_from: str = STRANGER) -> str:
@@ -113,7 +134,7 @@ def test_approve_continues_as_if_accepted(ctx_factory: Callable[..., Context], h
     with ctx.session.begin():
         post = ctx.session.get(Post, held)
         assert post is not None
-        outcome = moderation.approve_post(ctx, post, actor="alice@host", auth="host")
+        outcome = _decide(held_acts.approve_post, ctx, post, actor="alice@host", auth="host")
         assert outcome.status == Status.DONE, outcome.text
         assert "3 member(s)" in outcome.text
     post = ctx.session.get(Post, held)
@@ -139,18 +160,18 @@ def test_first_decision_wins(ctx_factory: Callable[..., Context], held: int) -> 
     with first.session.begin():
         post = first.session.get(Post, held)
         assert post is not None
-        assert moderation.discard_post(first, post, actor="alice@host", auth="host").status == (
-            Status.DONE
-        )
+        assert _decide(
+            held_acts.discard_post, first, post, actor="alice@host", auth="host"
+        ).status == (Status.DONE)
     first.session.close()
     later = ctx_factory()
     with later.session.begin():
         post = later.session.get(Post, held)
         assert post is not None
         for decide in (
-            lambda: moderation.approve_post(later, post, actor="bob@host", auth="host"),
-            lambda: moderation.reject_post(later, post, actor="bob@host", auth="host"),
-            lambda: moderation.discard_post(later, post, actor="bob@host", auth="host"),
+            lambda: _decide(held_acts.approve_post, later, post, actor="bob@host", auth="host"),
+            lambda: _decide(held_acts.reject_post, later, post, actor="bob@host", auth="host"),
+            lambda: _decide(held_acts.discard_post, later, post, actor="bob@host", auth="host"),
         ):
             outcome = decide()
             assert outcome.status == Status.REFUSED
@@ -176,11 +197,11 @@ def test_stale_held_post_cannot_be_decided_twice(
     with other.session.begin():
         post = other.session.get(Post, held)
         assert post is not None
-        moderation.approve_post(other, post, actor="alice@host", auth="host")
+        _decide(held_acts.approve_post, other, post, actor="alice@host", auth="host")
     other.session.close()
     with stale.session.begin():
         stale_post = stale.session.merge(stale_post, load=False)
-        outcome = moderation.approve_post(stale, stale_post, actor="bob@host", auth="host")
+        outcome = _decide(held_acts.approve_post, stale, stale_post, actor="bob@host", auth="host")
     assert outcome.status == Status.REFUSED and "alice@host" in outcome.text
     assert (
         stale.session.scalar(
@@ -203,7 +224,9 @@ def test_two_moderators_at_once_send_the_post_once(
                 post = ctx.session.get(Post, held)
                 assert post is not None
                 time.sleep(0.05)
-                outcomes.append(moderation.approve_post(ctx, post, actor=actor, auth="host").status)
+                outcomes.append(
+                    _decide(held_acts.approve_post, ctx, post, actor=actor, auth="host").status
+                )
         except BaseException as exc:  # surfaced below
             errors.append(exc)
         finally:
@@ -228,8 +251,13 @@ def test_reject_tells_the_poster_the_reason(ctx_factory: Callable[..., Context],
     with ctx.session.begin():
         post = ctx.session.get(Post, held)
         assert post is not None
-        outcome = moderation.reject_post(
-            ctx, post, actor="mod@agency.gov", auth="confirmed-reply", reason="Off topic"
+        outcome = _decide(
+            held_acts.reject_post,
+            ctx,
+            post,
+            actor="mod@agency.gov",
+            auth="confirmed-reply",
+            reason="Off topic",
         )
         assert outcome.status == Status.DONE and "was told" in outcome.text
     post = ctx.session.get(Post, held)
@@ -250,7 +278,7 @@ def test_discard_tells_nobody(ctx_factory: Callable[..., Context], held: int) ->
         before = ctx.session.scalar(select(func.count()).select_from(OutboxJob))
         post = ctx.session.get(Post, held)
         assert post is not None
-        moderation.discard_post(ctx, post, actor="alice@host", auth="host")
+        _decide(held_acts.discard_post, ctx, post, actor="alice@host", auth="host")
         assert ctx.session.scalar(select(func.count()).select_from(OutboxJob)) == before
     post = ctx.session.get(Post, held)
     assert post is not None and post.status == PostStatus.DISCARDED and post.raw
@@ -265,7 +293,7 @@ def test_decided_by_rules_reads_well(ctx_factory: Callable[..., Context]) -> Non
         deliver(ctx, make_message(sender=MEMBERS[0]), MEMBERS[0])
         post = ctx.session.scalar(select(Post))
         assert post is not None and post.status == PostStatus.ACCEPTED
-        outcome = moderation.approve_post(ctx, post, actor="alice@host", auth="host")
+        outcome = _decide(held_acts.approve_post, ctx, post, actor="alice@host", auth="host")
     assert outcome.text == f"Post {post.id} was already handled by the posting rules."
 
 

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from listserv import bans, roster
+from listserv.acts import bans as ban_acts
 from listserv.approved import scrub_raw, strip_password
 from listserv.context import Context
 from listserv.models import (
@@ -132,7 +133,7 @@ def _moderated(ctx: Context, mlist: MailingList, address: str) -> None:
 
 
 def _banned(ctx: Context, mlist: MailingList, address: str) -> None:
-    bans.add_ban(ctx, mlist, address, actor="test", auth="host")
+    ban_acts.ban(ctx, as_actor("test", "cli", "host"), mlist, address)
 
 
 def _hold(on: bool) -> Callable[[Context, MailingList, str], None]:

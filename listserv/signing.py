@@ -27,10 +27,20 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import dkim
-from dkim.crypto import UnparsableKeyError, parse_pem_private_key
+
+from listserv.config.dkim import SigningKeyError, check_private_key
 
 if TYPE_CHECKING:
     from listserv.config import Settings
+
+__all__ = [
+    "ARC_HEADERS",
+    "DKIM_HEADERS",
+    "Signer",
+    "SigningKeyError",
+    "check_private_key",
+    "make_signer",
+]
 
 #: What the DKIM signature covers. Absent headers are signed too, as "must stay absent".
 DKIM_HEADERS: tuple[bytes, ...] = (
@@ -67,19 +77,6 @@ ARC_HEADERS: tuple[bytes, ...] = (
 )
 
 _AUTH_RESULTS = re.compile(rb"^Authentication-Results:[^\n]*\n(?:[ \t][^\n]*\n)*", re.I | re.M)
-
-
-class SigningKeyError(Exception):
-    """The configured private key cannot be used."""
-
-
-def check_private_key(pem: bytes) -> None:
-    try:
-        key = parse_pem_private_key(pem)
-    except (UnparsableKeyError, ValueError, IndexError) as exc:
-        raise SigningKeyError(f"not a PEM RSA private key ({exc})") from None
-    if key["modulus"].bit_length() < 1024:
-        raise SigningKeyError("the RSA key is shorter than 1024 bits; use 2048")
 
 
 def _eol(message: bytes) -> bytes:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import listserv.dsn
+import listserv.dsn.heuristics
 from listserv.dsn import (
     BouncedRecipient,
     BounceKind,
@@ -285,7 +286,7 @@ def test_flufl_failure_is_contained(monkeypatch: pytest.MonkeyPatch) -> None:
     def explode(msg: object) -> object:
         raise IndexError("detector bug")
 
-    monkeypatch.setattr(listserv.dsn, "all_failures", explode)
+    monkeypatch.setattr(listserv.dsn.heuristics, "all_failures", explode)
     report = parse_bounce(load("exim_failed.eml"))
     assert report == BounceReport(recipients=(), is_auto_reply=False, recognised=False)
 

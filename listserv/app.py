@@ -24,8 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from listserv import lists, periodic
 from listserv.config import Settings
 from listserv.delivery import DeliveryWorker, make_personalizer
-from listserv.inbound import InboundWriter
-from listserv.intake import IntakeHandler, KnownLists, server_factory
+from listserv.intake import InboundWriter, IntakeHandler, KnownLists, server_factory
 from listserv.relays import MaildirRelay, Relay, SMTPRelay
 from listserv.routing.processing import process_pending
 from listserv.signing import make_signer

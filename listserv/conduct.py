@@ -35,8 +35,6 @@ class Measure(enum.StrEnum):
     NOTE = "member-conduct-note"
 
 
-
-
 def conduct_view(member: Member) -> dict[str, Any]:
     """The conduct fields of a member, JSON-ready, for audit before/after."""
     return {

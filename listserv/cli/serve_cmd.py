@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from listserv.app import serve as run
 from listserv.cli.common import CLIError, console, settings
 
 
@@ -25,8 +26,6 @@ def serve(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every message.")] = False,
 ) -> None:
     """Run the list server: SMTP/LMTP intake, processing, delivery and web pages."""
-    from listserv.app import serve as run
-
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

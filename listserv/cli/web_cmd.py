@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from listserv.cli.common import CLIError, console, settings
+from listserv.web.server import run_alone
 
 
 def web(
@@ -29,8 +30,6 @@ def web(
     Use it on a web host whose database (PostgreSQL) is shared with a mail host
     running `listserv serve --no-web`; the mail host delivers what the pages queue.
     """
-    from listserv.web.server import run_alone
-
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

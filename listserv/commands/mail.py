@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from listserv import approved, audit, ratelimit, roster
+from listserv.actors import email_actor
 from listserv.commands import dispatch
 from listserv.context import Context
 from listserv.message import auto_reply_reason, sender_address
@@ -24,12 +25,12 @@ def receive_command_mail(ctx: Context, delivery: Delivery) -> str:
     reason = auto_reply_reason(msg, delivery.envelope_from)
     list_name = delivery.mlist.name if delivery.mlist is not None else ""
     if reason is not None:
-        audit.record(
+        audit.record_act(
             ctx.session,
+            email_actor(delivery.envelope_from),
             "request-ignored",
-            channel="email",
+            at=ctx.now,
             list_name=list_name,
-            actor=delivery.envelope_from,
             source=ctx.source,
             outcome="auto-reply",
             detail={"reason": reason},
@@ -45,12 +46,12 @@ def receive_command_mail(ctx: Context, delivery: Delivery) -> str:
         timedelta(hours=1),
         ctx.now,
     ):
-        audit.record(
+        audit.record_act(
             ctx.session,
+            email_actor(sender),
             "request-ignored",
-            channel="email",
+            at=ctx.now,
             list_name=list_name,
-            actor=sender,
             source=ctx.source,
             outcome="rate-limited",
         )

@@ -62,7 +62,6 @@ class Words(TypeDecorator[E], Generic[E]):
         return None if value is None else self.enum_type(value)
 
 
-
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",

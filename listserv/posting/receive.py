@@ -28,9 +28,9 @@ from email.utils import parsedate_to_datetime
 from sqlalchemy import select
 
 from listserv import audit, notices, roster
+from listserv.actors import Auth, email_actor
 from listserv.addresses import Recipient, parse_recipient
 from listserv.approved import take_password
-from listserv.actors import Auth, email_actor
 from listserv.context import Context
 from listserv.message import auto_reply_reason, from_addresses, header_text
 from listserv.models import MailingList, Member, Post, PostStatus, Role
@@ -116,12 +116,12 @@ def _pre_approval(ctx: Context, mlist: MailingList, delivery: Delivery) -> str |
     for member in staff:
         if verify_password(member.password_hash, password):
             return member.address
-    audit.record(
+    audit.record_act(
         ctx.session,
+        email_actor(delivery.envelope_from),
         "post-approval-refused",
-        channel="email",
+        at=ctx.now,
         list_name=mlist.name,
-        actor=delivery.envelope_from,
         source=ctx.source,
         outcome="bad-password",
     )

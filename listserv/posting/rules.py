@@ -22,103 +22,24 @@ non-member and moderation holds, so "subscribe" from a stranger gets the answer 
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 
 from sqlalchemy import select
 
-from listserv import roster
-from listserv.addresses import Destination, split_address
+from listserv.addresses import split_address
 from listserv.bans import is_banned
+from listserv.conduct import posting_restriction
 from listserv.context import Context
 from listserv.message import (
     auto_reply_reason,
-    from_addresses,
     header_text,
-    message_id,
-    normalise_phrase,
-    normalised_subject,
-    text_body_lines,
 )
-from listserv.models import MailingList, Member, Post, PostStatus, Role
-from listserv.tokens import TOKEN_RE
+from listserv.models import MailingList, Post, PostStatus
+from listserv.posting.administrivia import administrivia
+from listserv.posting.post_context import Action, Hit, PostContext, post_context
 
-
-class Action(enum.IntEnum):
-    """What happens to a post, in increasing severity; the most severe hit wins."""
-
-    ACCEPT = 0  # archived and sent to every member
-    HOLD = 1  # kept for a moderator's decision; the poster is told
-    REJECT = 2  # refused; the poster is told why
-    DISCARD = 3  # dropped without a word to the sender (kept and audited)
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One rule's finding. ``route_to`` hands the message to another address's stage."""
-
-    action: Action
-    reason: str
-    route_to: Destination | None = None
-
-
-@dataclass(frozen=True)
-class PostContext:
-    """Everything a rule may look at, read once per post."""
-
-    ctx: Context
-    mlist: MailingList
-    message: EmailMessage
-    size: int
-    envelope_from: str
-    sender: str  # the one From addr-spec; '' when there is none or several
-    roles: frozenset[str]  # the sender's roles on this list
-    member: Member | None  # the sender's row with role member
-    message_id: str
-    post_id: int | None = None  # this post's own row, left out of the duplicate check
-
-    @property
-    def is_member(self) -> bool:
-        return Role.MEMBER in self.roles
-
-    @property
-    def is_privileged(self) -> bool:
-        """Owners and moderators may post to announce-only and moderated lists."""
-        return bool(self.roles & {Role.OWNER, Role.MODERATOR})
-
-
-def post_context(
-    ctx: Context,
-    mlist: MailingList,
-    message: EmailMessage,
-    *,
-    size: int,
-    envelope_from: str,
-    post_id: int | None = None,
-) -> PostContext:
-    """Read who the sender is: the From addr-spec, matched like every roster lookup."""
-    senders = {roster.address_key(a): a for _, a in from_addresses(message)}
-    sender = next(iter(senders.values())) if len(senders) == 1 else ""
-    roles: frozenset[str] = frozenset()
-    member = None
-    if sender:
-        roles = frozenset(roster.roles_of(ctx.session, mlist, sender))
-        if Role.MEMBER in roles:
-            member = roster.find_member(ctx.session, mlist, sender)
-    return PostContext(
-        ctx=ctx,
-        mlist=mlist,
-        message=message,
-        size=size,
-        envelope_from=envelope_from,
-        sender=sender,
-        roles=roles,
-        member=member,
-        message_id=message_id(message) or "",
-        post_id=post_id,
-    )
+__all__ = ["RULES", "Action", "Hit", "PostContext", "Rule", "Verdict", "evaluate", "post_context"]
 
 
 Rule = Callable[[PostContext], Hit | None]
@@ -162,103 +83,6 @@ def auto_reply(post: PostContext) -> Hit | None:
 
 
 #: Command words that, alone or with the list's name, make a line a request.
-_MEMBERSHIP_WORDS = frozenset(
-    {"subscribe", "sub", "join", "unsubscribe", "unsub", "signoff", "leave"}
-)
-_INFO_WORDS = frozenset({"help", "info"})
-_SET_OPTIONS = frozenset({"digest", "nomail", "mail"})
-_BODY_LINES = 5
-#: A request's body is a name and title or "please remove me, thanks": a few lines.
-_SHORT_BODY = 3
-
-
-def _command_line(line: str, list_name: str) -> str | None:
-    """The command word if ``line`` is exactly a request, as people write them.
-
-    Strict on purpose: "help", "join sm-cop", "SUBSCRIBE SM-COP Jane Doe",
-    "unsubscribe me", "set digest" and "confirm <code>" are requests; "Help!",
-    "Join us on Friday" and "Help with Facebook verification" are posts.
-    """
-    words = line.strip().lower().split()
-    if not words:
-        return None
-    word, args = words[0].rstrip(":"), words[1:]
-    if word in _INFO_WORDS:
-        return word if not args or args == [list_name] else None
-    if word == "confirm":
-        return word if len(args) == 1 and TOKEN_RE.fullmatch(args[0]) else None
-    if word == "set":
-        if args and args[0] == list_name:
-            args = args[1:]
-        return word if len(args) == 1 and args[0] in _SET_OPTIONS else None
-    if word in _MEMBERSHIP_WORDS:
-        if not args:
-            return word
-        if args[0] == list_name:
-            return word if len(args) <= 7 else None  # LISTSERV: SUBSCRIBE list Full Name
-        if args[0] == "me" and len(args) == 1:
-            return word
-    return None
-
-
-def _body_lines(message: EmailMessage) -> list[str]:
-    """The leading non-blank lines of the text, up to quoted text or a signature."""
-    lines: list[str] = []
-    for raw in text_body_lines(message, limit=40):
-        line = raw.strip()
-        if not line:
-            continue
-        if line.startswith((">", "--", "__")):
-            break
-        lines.append(line)
-    return lines
-
-
-def administrivia(post: PostContext) -> Hit | None:
-    """A request (subscribe, leave, help …) sent to everyone's address by mistake.
-
-    Routed to the -request address's handling, so the sender gets the answer that
-    address would give (a confirmation, the help text) and the members get nothing;
-    joining and leaving stay double opt-in, so a misreading changes no membership.
-    A command word as the subject over a body of ordinary prose is ambiguous ("Help"
-    or "Leave" are fine subjects for a post), so that is held for a moderator when
-    the word is help/info or the body is longer than a request's few lines.
-    """
-    mlist = post.mlist
-    request = mlist.address("-request")
-    subject = normalised_subject(post.message)
-    phrases = [*(mlist.join_phrases or []), *(mlist.leave_phrases or [])]
-    if subject and any(subject == normalise_phrase(p) for p in phrases if p.strip()):
-        return Hit(
-            Action.DISCARD,
-            f'The subject "{subject}" asks to join or leave; handled as a request to {request}.',
-            route_to=Destination.REQUEST,
-        )
-    body = _body_lines(post.message)
-    word = _command_line(subject, mlist.name) if subject else None
-    if word is not None:
-        prose = body and not any(_command_line(b, mlist.name) for b in body)
-        if prose and (word in _INFO_WORDS or len(body) > _SHORT_BODY):
-            return Hit(
-                Action.HOLD,
-                f'The subject "{subject}" looks like a command to {request}; '
-                "held so a moderator decides whether it is a post.",
-            )
-        return Hit(
-            Action.DISCARD,
-            f'The subject "{subject}" is a command; handled as a request to {request}.',
-            route_to=Destination.REQUEST,
-        )
-    for line in body[:_BODY_LINES]:
-        if _command_line(line, mlist.name) is not None:
-            return Hit(
-                Action.DISCARD,
-                f'The line "{line[:80]}" is a command; handled as a request to {request}.',
-                route_to=Destination.REQUEST,
-            )
-    return None
-
-
 def size_limit(ctx: Context, mlist: MailingList) -> int:
     """The list's own limit, else the site's (which intake already enforces)."""
     return mlist.max_message_size or ctx.settings.smtp.max_message_size
@@ -297,8 +121,6 @@ def member_moderated(post: PostContext) -> Hit | None:
     so a measure past its date no longer holds posts even before the
     periodic job lifts it, and a suspension without an end date still does.
     """
-    from listserv.conduct import posting_restriction
-
     member, now = post.member, post.ctx.now
     if member is None:
         return None
@@ -306,8 +128,10 @@ def member_moderated(post: PostContext) -> Hit | None:
     # A date in the future restricts on its own, whatever set it.
     if member.suspended_until is not None and member.suspended_until > now:
         restriction = "suspended"
-    elif restriction is None and member.moderated_until is not None and (
-        member.moderated_until > now
+    elif (
+        restriction is None
+        and member.moderated_until is not None
+        and (member.moderated_until > now)
     ):
         restriction = "moderated"
     if restriction == "suspended":

@@ -19,13 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from listserv.addresses import parse_recipient
+from listserv.approved import scrub_raw
 from listserv.config import Settings
 from listserv.context import Context
-from listserv.inbound import unprocessed_ids
+from listserv.intake.inbound import unprocessed_ids
 from listserv.lists import get_list
 from listserv.message import message_id, parse_message
 from listserv.models import InboundMessage, InboundStatus, utcnow
-from listserv.approved import scrub_raw
 from listserv.routing.delivery import Delivery
 from listserv.routing.router import route
 from listserv.templates import Templates

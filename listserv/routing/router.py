@@ -15,8 +15,8 @@ from listserv.bounces import receive_bounce
 from listserv.commands.mail import receive_command_mail
 from listserv.context import Context
 from listserv.posting.receive import receive_post
-from listserv.routing.owners import relay_to_owners
 from listserv.routing.delivery import Delivery
+from listserv.routing.owners import relay_to_owners
 
 #: A stage's entry point; returns a short note for the inbound row's reason.
 Stage = Callable[[Context, Delivery], str]

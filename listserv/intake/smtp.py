@@ -23,7 +23,7 @@ from aiosmtpd.smtp import Session as SMTPSession
 
 from listserv import replies
 from listserv.addresses import parse_recipient
-from listserv.inbound import Arrival, InboundWriter
+from listserv.intake.inbound import Arrival, InboundWriter
 
 log = logging.getLogger("listserv.intake")
 

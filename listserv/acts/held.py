@@ -11,6 +11,7 @@ poster's notice) and audits it.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from listserv import audit, notices
@@ -112,3 +113,28 @@ def discard_post(ctx: Context, actor: Actor, mlist: MailingList, post_id: int) -
     moderation.close_hold_request(ctx, post, actor.address)
     _record(ctx, actor, mlist, post, "post-discarded")
     return Decision(post, PostStatus.DISCARDED, f"Post {post.id} discarded.")
+
+
+class Ruling(enum.StrEnum):
+    """What a moderator may say of a held post or a waiting request."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    DISCARD = "discard"
+
+
+def decide_post(
+    ctx: Context,
+    actor: Actor,
+    mlist: MailingList,
+    post_id: int,
+    ruling: Ruling,
+    *,
+    reason: str = "",
+) -> Decision:
+    """The one of the three a moderator chose, for channels that read the word (replies, commands)."""
+    if ruling == Ruling.APPROVE:
+        return approve_post(ctx, actor, mlist, post_id)
+    if ruling == Ruling.REJECT:
+        return reject_post(ctx, actor, mlist, post_id, reason=reason)
+    return discard_post(ctx, actor, mlist, post_id)

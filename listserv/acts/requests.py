@@ -18,6 +18,7 @@ from listserv import audit, notices, roster
 from listserv.actors import Actor
 from listserv.acts.confirmed import admit
 from listserv.acts.errors import Conflict, NotFound
+from listserv.acts.held import Ruling
 from listserv.acts.permissions import Need, require
 from listserv.confirmations.pending import settle
 from listserv.context import Context
@@ -136,3 +137,20 @@ def discard_request(
         RequestStatus.REJECTED,
         f"Request R{request.id} from {request.address} discarded; nobody was told.",
     )
+
+
+def decide_request(
+    ctx: Context,
+    actor: Actor,
+    mlist: MailingList,
+    request_id: int,
+    ruling: Ruling,
+    *,
+    reason: str = "",
+) -> RequestDecision:
+    """The one of the three an owner chose, for channels that read the word."""
+    if ruling == Ruling.APPROVE:
+        return approve_request(ctx, actor, mlist, request_id)
+    if ruling == Ruling.REJECT:
+        return reject_request(ctx, actor, mlist, request_id, reason=reason)
+    return discard_request(ctx, actor, mlist, request_id)

@@ -18,20 +18,20 @@ their own member, and probe tokens are random and stored hashed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from email.utils import parseaddr
 
 from sqlalchemy import select
 
-from listserv import outbox, roster
+from listserv import roster
 from listserv.addresses import verp_decode
 from listserv.bounces.events import UNRECOGNISED, BounceSource, record_bounce
 from listserv.bounces.probes import PROBE_PREFIX, settle_request
 from listserv.context import Context
 from listserv.dsn import BouncedRecipient, BounceKind, BounceReport, parse_bounce
 from listserv.message import ROBOT_LOCAL_PARTS
-from listserv.models import MailingList, Member, PendingRequest, RequestKind, RequestStatus, Role
+from listserv.models import MailingList, Member, PendingRequest, RequestKind, RequestStatus
 from listserv.routing.delivery import Delivery
+from listserv.routing.owners import forward_to_owners
 from listserv.tokens import hash_token
 
 #: Marks a copy forwarded to the owners, so its own bounce is never forwarded again.
@@ -210,21 +210,10 @@ def _unrecognised(ctx: Context, mlist: MailingList, delivery: Delivery) -> str:
         return note
     if FORWARD_HEADER.lower().encode() in delivery.inbound.raw[:200_000].lower():
         return note + "; not forwarded: it is the bounce of a forwarded bounce"
-    owners = [m.address for m in roster.members(ctx.session, mlist, Role.OWNER)]
-    if not owners:
+    sent = forward_to_owners(ctx, mlist, delivery.inbound.raw, FORWARD_HEADER)
+    if not sent:
         return note + "; the list has no owners to forward it to"
-    header = f"{FORWARD_HEADER}: {mlist.posting_address}\r\n".encode()
-    outbox.enqueue(
-        ctx.session,
-        mail_from=mlist.address("-bounces"),
-        recipients=owners,
-        raw=header + delivery.inbound.raw,
-        retry_for=timedelta(hours=ctx.settings.delivery.retry_for_hours),
-        kind="service",
-        list_id=mlist.id,
-        now=ctx.now,
-    )
-    return note + f"; forwarded to {len(owners)} owner(s)"
+    return note + f"; forwarded to {sent} owner(s)"
 
 
 def _probe_returned(

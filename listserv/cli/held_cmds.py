@@ -110,13 +110,9 @@ def _act(list_name: str, post_id: int, action: str, reason: str = "") -> None:
     with open_context() as ctx:
         mlist = require_list(ctx.session, list_name)
         _post(ctx, mlist, post_id)
-        decision: held.Decision
-        if action == "approve":
-            decision = held.approve_post(ctx, actor(), mlist, post_id)
-        elif action == "reject":
-            decision = held.reject_post(ctx, actor(), mlist, post_id, reason=reason)
-        else:
-            decision = held.discard_post(ctx, actor(), mlist, post_id)
+        decision = held.decide_post(
+            ctx, actor(), mlist, post_id, held.Ruling(action), reason=reason
+        )
     console.print(decision.text, markup=False, highlight=False)
 
 

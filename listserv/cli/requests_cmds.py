@@ -9,6 +9,7 @@ import typer
 from sqlalchemy import select
 
 from listserv.acts import requests
+from listserv.acts.held import Ruling
 from listserv.cli.common import actor, console, emit, open_context, require_list
 from listserv.models import PendingRequest, RequestStatus
 
@@ -53,10 +54,8 @@ def list_requests(
 def _decide(list_name: str, request_id: int, approve: bool, reason: str) -> None:
     with open_context() as ctx:
         mlist = require_list(ctx.session, list_name)
-        if approve:
-            decision = requests.approve_request(ctx, actor(), mlist, request_id)
-        else:
-            decision = requests.reject_request(ctx, actor(), mlist, request_id, reason=reason)
+        ruling = Ruling.APPROVE if approve else Ruling.REJECT
+        decision = requests.decide_request(ctx, actor(), mlist, request_id, ruling, reason=reason)
         console.print(decision.text, highlight=False)
 
 

@@ -83,20 +83,15 @@ def _decision(request: CommandRequest, args: list[str], word: str) -> Outcome:
     ctx, actor = request.ctx, grant.actor
     try:
         if isinstance(item, Post):
-            if word == "approve":
-                return Outcome.done(held.approve_post(ctx, actor, mlist, item.id).text)
-            if word == "reject":
-                return Outcome.done(
-                    held.reject_post(ctx, actor, mlist, item.id, reason=reason).text
-                )
-            return Outcome.done(held.discard_post(ctx, actor, mlist, item.id).text)
+            ruling = held.Ruling(word)
+            return Outcome.done(
+                held.decide_post(ctx, actor, mlist, item.id, ruling, reason=reason).text
+            )
         # The welcome or refusal went to the requester; the owner is still owed the result.
-        if word == "approve":
-            return Outcome.done(requests.approve_request(ctx, actor, mlist, item.id).text)
-        if word == "reject":
-            decided = requests.reject_request(ctx, actor, mlist, item.id, reason=reason)
-            return Outcome.done(decided.text)
-        return Outcome.done(requests.discard_request(ctx, actor, mlist, item.id).text)
+        decided = requests.decide_request(
+            ctx, actor, mlist, item.id, held.Ruling(word), reason=reason
+        )
+        return Outcome.done(decided.text)
     except ActError as exc:
         return Outcome.refused(exc.message)
 

@@ -159,12 +159,10 @@ def _decide_post(
     action, reason = decision
     moderator = _moderator(mlist, actor.address, actor.channel)
     try:
-        if action == "approve":
-            return Outcome.done(held.approve_post(ctx, moderator, mlist, post.id).text)
-        if action == "reject":
-            decided = held.reject_post(ctx, moderator, mlist, post.id, reason=reason)
-            return Outcome.done(decided.text)
-        return Outcome.done(held.discard_post(ctx, moderator, mlist, post.id).text)
+        decided = held.decide_post(
+            ctx, moderator, mlist, post.id, held.Ruling(action), reason=reason
+        )
+        return Outcome.done(decided.text)
     except ActError as exc:
         return Outcome.refused(exc.message)
 
@@ -196,11 +194,8 @@ def _decide_request(
     moderator = _moderator(mlist, actor.address, actor.channel)
     # The welcome or refusal went to the requester; the owner who replied hears too.
     try:
-        if action == "discard":
-            return Outcome.done(requests.discard_request(ctx, moderator, mlist, pending.id).text)
-        if action == "approve":
-            return Outcome.done(requests.approve_request(ctx, moderator, mlist, pending.id).text)
-        decided = requests.reject_request(ctx, moderator, mlist, pending.id, reason=reason)
+        ruling = held.Ruling(action)
+        decided = requests.decide_request(ctx, moderator, mlist, pending.id, ruling, reason=reason)
         return Outcome.done(decided.text)
     except ActError as exc:
         return Outcome.refused(exc.message)

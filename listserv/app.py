@@ -17,17 +17,23 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from listserv import db, lists
 from listserv.config import Settings
-from listserv.delivery import DeliveryWorker, make_personalizer
+from listserv.delivery import (
+    DeliveryWorker,
+    MaildirRelay,
+    Personalizer,
+    Relay,
+    Signer,
+    SMTPRelay,
+    make_personalizer,
+)
 from listserv.inbound import InboundWriter
 from listserv.intake import IntakeHandler, KnownLists, server_factory
-from listserv.relays import MaildirRelay, Relay, SMTPRelay
 from listserv.routing.processing import process_pending
 from listserv.signing import make_signer
 from listserv.templates import Templates
@@ -76,8 +82,8 @@ class Service:
     web: bool = False
     #: False runs intake (and web) only: another process does the work.
     workers: bool = True
-    personalizer: Any = None
-    signer: Any = None
+    personalizer: Personalizer | None = None
+    signer: Signer | None = None
     servers: list[asyncio.AbstractServer] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     writer: InboundWriter | None = None

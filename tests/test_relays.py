@@ -518,7 +518,10 @@ async def test_closing_the_client_fails_what_it_still_holds() -> None:
         queued = asyncio.ensure_future(client.send(SENDER, ["b@x.gov"], message))
         await asyncio.wait_for(relay.data_started.wait(), timeout=10)
         await client.close()
-        results = await asyncio.gather(in_flight, queued, return_exceptions=True)
+        # Bounded: a send the client forgot would otherwise wait forever.
+        results = await asyncio.wait_for(
+            asyncio.gather(in_flight, queued, return_exceptions=True), timeout=10
+        )
     finally:
         await relay.stop()
     assert [type(r) for r in results] == [RelayUnavailable, RelayUnavailable]

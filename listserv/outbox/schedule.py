@@ -2,9 +2,10 @@
 """The retry schedule: when a deferred recipient is tried again, when it is given up,
 and when the next try of anything in the outbox is due.
 
-As in Postfix, a recipient the relay defers (4xx, or no answer) waits one minute,
-then two, four … (capped at two hours), until the next try would fall after the
-job's deadline; then it fails. A refusal (5xx) fails at once.
+As in Postfix, a recipient the relay defers (4xx, or no answer) waits the first
+backoff (one minute unless `delivery.retry_initial_seconds` says otherwise), then
+twice that, four times … (capped at two hours), until the next try would fall
+after the job's deadline; then it fails. A refusal (5xx) fails at once.
 """
 
 from __future__ import annotations

@@ -233,7 +233,7 @@ def post_bytes(size: int = 4096) -> bytes:
 
 async def run_bare(port: int, members: int, style: str, connections: int) -> None:
     from listserv.addresses import verp_encode
-    from listserv.relays import SMTPRelay
+    from listserv.delivery import SMTPRelay
 
     relay = SMTPRelay("127.0.0.1", port, connections=connections, helo_name=DOMAIN)
     message = post_bytes()

@@ -16,16 +16,22 @@ import signal
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from listserv import lists, periodic
 from listserv.config import Settings
-from listserv.delivery import DeliveryWorker, make_personalizer
+from listserv.delivery import (
+    DeliveryWorker,
+    MaildirRelay,
+    Personalizer,
+    Relay,
+    Signer,
+    SMTPRelay,
+    make_personalizer,
+)
 from listserv.intake import InboundWriter, IntakeHandler, KnownLists, server_factory
-from listserv.relays import MaildirRelay, Relay, SMTPRelay
 from listserv.routing.processing import process_pending
 from listserv.signing import make_signer
 from listserv.startup import make_templates, prepare_database
@@ -62,8 +68,8 @@ class Service:
     web: bool = False
     #: False runs intake (and web) only: another process does the work.
     workers: bool = True
-    personalizer: Any = None
-    signer: Any = None
+    personalizer: Personalizer | None = None
+    signer: Signer | None = None
     servers: list[asyncio.AbstractServer] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     writer: InboundWriter | None = None
@@ -160,7 +166,7 @@ class Service:
             lease=timedelta(seconds=d.lease_seconds),
             backoff_start=timedelta(seconds=d.retry_initial_seconds),
             signer=self.signer,
-            **({"personalize": self.personalizer} if self.personalizer else {}),
+            personalize=self.personalizer,
         )
         await worker.run(self.stopping, self.outbox_ready)
 

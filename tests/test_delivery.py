@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Delivery of posts and service mail: personalized copies, VERP, bulk batches,
 relay outages, 4xx retries with backoff until the deadline, 5xx failures scored
-as bounces, pipelining, SMTPUTF8, and the Maildir relay."""
+as bounces, SMTPUTF8, and the Maildir relay. The SMTP relay client itself is
+tested in test_relays.py."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from listserv import outbox
 from listserv.addresses import verp_encode
 from listserv.app import Service, build_service
 from listserv.config import Settings
-from listserv.delivery import DeliveryWorker, JobInfo, make_personalizer
+from listserv.delivery import DeliveryWorker, JobInfo, SMTPRelay, make_personalizer
 from listserv.models import (
     AuditEvent,
     BounceEvent,
@@ -29,7 +30,6 @@ from listserv.models import (
     OutboxState,
     utcnow,
 )
-from listserv.relays import SMTPRelay, wire_format
 from tests.conftest import make_settings, read_maildir, wait_for
 from tests.relay_helpers import (
     LIST,
@@ -115,11 +115,6 @@ def test_personalizer_gives_each_member_their_own_one_click_unsubscribe(
     assert personalize(service_job, row) == b"raw"
     bulk_job = JobInfo(3, "post", 1, LIST, "lists.example.gov", "x", shared, False, False, utcnow())
     assert personalize(bulk_job, row) is shared
-
-
-def test_wire_format_uses_crlf_and_doubles_leading_dots() -> None:
-    assert wire_format(b".a\n..b\nc") == b"..a\r\n...b\r\nc\r\n.\r\n"
-    assert wire_format(b"x\r\n.\r\n") == b"x\r\n..\r\n.\r\n"
 
 
 # ------------------------------------------------------------------ Maildir relay
@@ -381,250 +376,6 @@ async def test_relay_without_smtputf8_fails_only_the_utf8_recipient(
         await service.stop()
     assert rows["josé@agency.gov"].state == "failed"
     assert rows["josé@agency.gov"].last_code == 553
-    assert relay.copies() == {"jane@agency.gov": 1}
-
-
-# ------------------------------------------------------------------ pipelining
-
-
-class _ChunkRecorder(asyncio.Protocol):
-    """A minimal pipelining sink (optionally with CHUNKING) that records how the
-    client's bytes arrive, what messages it took, and refuses `refuse` recipients."""
-
-    def __init__(
-        self,
-        chunks: list[bytes],
-        *,
-        chunking: bool = False,
-        refuse: dict[bytes, bytes] | None = None,
-        messages: list[tuple[list[bytes], bytes]] | None = None,
-    ) -> None:
-        self.chunks = chunks
-        self.chunking = chunking
-        self.refuse = refuse or {}
-        self.messages = messages if messages is not None else []
-        self.buffer = b""
-        self.in_data = False
-        self.chunk_left = -1
-        self.rcpts: list[bytes] = []
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(b"220 sink ESMTP\r\n")
-
-    def data_received(self, data: bytes) -> None:
-        self.chunks.append(data)
-        self.buffer += data
-        out = []
-        while True:
-            if self.chunk_left >= 0:
-                if len(self.buffer) < self.chunk_left:
-                    break
-                body, self.buffer = self.buffer[: self.chunk_left], self.buffer[self.chunk_left :]
-                self.chunk_left = -1
-                if self.rcpts:
-                    self.messages.append((self.rcpts, body))
-                    out.append(b"250 2.0.0 ok\r\n")
-                else:
-                    out.append(b"554 5.5.1 no valid recipients\r\n")
-                self.rcpts = []
-                continue
-            if self.in_data:
-                end = self.buffer.find(b"\r\n.\r\n")
-                if end < 0:
-                    break
-                self.messages.append((self.rcpts, self.buffer[2 : end + 2]))
-                self.rcpts = []
-                self.buffer = self.buffer[end + 5 :]
-                self.in_data = False
-                out.append(b"250 2.0.0 ok\r\n")
-                continue
-            line, sep, rest = self.buffer.partition(b"\r\n")
-            if not sep:
-                break
-            self.buffer = rest
-            verb = line[:4].upper()
-            if verb == b"EHLO":
-                extra = b"250-CHUNKING\r\n" if self.chunking else b""
-                out.append(b"250-sink\r\n250-PIPELINING\r\n" + extra + b"250 8BITMIME\r\n")
-            elif verb == b"RCPT":
-                address = line[9:-1]
-                refusal = self.refuse.get(address)
-                if refusal:
-                    out.append(refusal + b"\r\n")
-                else:
-                    self.rcpts.append(address)
-                    out.append(b"250 ok\r\n")
-            elif verb == b"BDAT":
-                self.chunk_left = int(line.split()[1])
-            elif verb == b"DATA":
-                self.in_data = True
-                self.buffer = b"\r\n" + self.buffer  # the message may be empty
-                out.append(b"354 go ahead\r\n")
-            elif verb == b"QUIT":
-                out.append(b"221 bye\r\n")
-            else:
-                out.append(b"250 ok\r\n")
-        assert isinstance(self.transport, asyncio.Transport)
-        if out:
-            self.transport.write(b"".join(out))
-
-
-async def test_client_sends_many_messages_per_write_with_chunking() -> None:
-    chunks: list[bytes] = []
-    messages: list[tuple[list[bytes], bytes]] = []
-    refuse = {b"r3@x.gov": b"550 5.1.1 no such user", b"r4@x.gov": b"452 4.2.2 full"}
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: _ChunkRecorder(chunks, chunking=True, refuse=refuse, messages=messages),
-        "127.0.0.1",
-        0,
-    )
-    port = server.sockets[0].getsockname()[1]
-    relay = SMTPRelay("127.0.0.1", port, connections=1, helo_name="lists.example.gov")
-    body = b"Subject: dots\n\n.leading dot\nlast line"  # LF ends: sent as CRLF
-    try:
-        results = await asyncio.gather(
-            *(relay.send("a@lists.example.gov", [f"r{i}@x.gov"], body) for i in range(30)),
-            relay.send("a@lists.example.gov", ["r5@x.gov", "r3@x.gov"], body),
-        )
-    finally:
-        await relay.close()
-        server.close()
-    assert results[3]["r3@x.gov"] == (550, "5.1.1 no such user")
-    assert results[4]["r4@x.gov"] == (452, "4.2.2 full")
-    assert results[30] == {"r5@x.gov": (250, "2.0.0 ok"), "r3@x.gov": (550, "5.1.1 no such user")}
-    assert all(
-        r[f"r{i}@x.gov"] == (250, "2.0.0 ok") for i, r in enumerate(results[:30]) if i not in (3, 4)
-    )
-    # Whole transactions, message included, go several to a write; no dot-stuffing.
-    assert max(c.count(b"BDAT ") for c in chunks) >= 3
-    assert len(messages) == 29
-    assert all(m == b"Subject: dots\r\n\r\n.leading dot\r\nlast line\r\n" for _, m in messages)
-
-
-async def test_client_pipelines_the_next_envelope_with_the_message() -> None:
-    chunks: list[bytes] = []
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _ChunkRecorder(chunks), "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    relay = SMTPRelay("127.0.0.1", port, connections=1, helo_name="lists.example.gov")
-    try:
-        results = await asyncio.gather(
-            *(
-                relay.send("a@lists.example.gov", [f"r{i}@x.gov"], b"Subject: x\r\n\r\nhi\r\n")
-                for i in range(20)
-            )
-        )
-    finally:
-        await relay.close()
-        server.close()
-    assert all(r[f"r{i}@x.gov"][0] == 250 for i, r in enumerate(results))
-    # Envelope in one write, and a message's content shares a write with the next envelope.
-    assert any(
-        c.startswith(b"MAIL FROM:") and c.endswith(b"DATA\r\n") and b"RCPT" in c for c in chunks
-    )
-    assert sum(b"\r\n.\r\nMAIL FROM:" in c for c in chunks) >= 10
-
-
-async def test_reused_connection_dropped_by_the_relay_is_reopened(
-    relay: ScriptedRelay,
-) -> None:
-    await relay.start()
-    client = SMTPRelay("127.0.0.1", relay.port, connections=1, helo_name="lists.example.gov")
-    try:
-        first = await client.send(
-            "a@lists.example.gov", ["x@agency.gov"], b"Subject: 1\r\n\r\n1\r\n"
-        )
-        await relay.stop()  # drops the idle connection
-        await relay.start()
-        second = await client.send(
-            "a@lists.example.gov", ["y@agency.gov"], b"Subject: 2\r\n\r\n2\r\n"
-        )
-    finally:
-        await client.close()
-    assert first["x@agency.gov"][0] == 250 and second["y@agency.gov"][0] == 250
-    assert relay.copies() == {"x@agency.gov": 1, "y@agency.gov": 1}
-
-
-# ------------------------------------------------------------------ STARTTLS, AUTH
-
-
-@pytest.fixture(scope="module")
-def relay_certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A self-signed certificate for 127.0.0.1 (key and certificate in one PEM file)."""
-    import shutil
-    import subprocess
-
-    if shutil.which("openssl") is None:
-        pytest.skip("making a test certificate needs the openssl command")
-    pem = tmp_path_factory.mktemp("tls") / "relay.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=relay.test",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(pem),
-            "-out",
-            str(pem),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return pem
-
-
-async def test_relay_login_goes_over_starttls(relay_certificate: Path) -> None:
-    import ssl
-
-    from listserv.relays import RelayUnavailable
-
-    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_tls.load_cert_chain(relay_certificate)
-    relay = ScriptedRelay(tls_context=server_tls, login=("lists", "s3cret"))
-    await relay.start()
-    trust = ssl.create_default_context(cafile=str(relay_certificate))
-    good = SMTPRelay(
-        "127.0.0.1",
-        relay.port,
-        starttls=True,
-        username="lists",
-        password="s3cret",
-        tls_context=trust,
-    )
-    bad = SMTPRelay(
-        "127.0.0.1",
-        relay.port,
-        starttls=True,
-        username="lists",
-        password="wrong",
-        tls_context=trust,
-    )
-    plain = SMTPRelay("127.0.0.1", relay.port, username="lists", password="s3cret")
-    message = b"Subject: over TLS\r\n\r\nhello\r\n"
-    try:
-        result = await good.send("a@lists.example.gov", ["jane@agency.gov"], message)
-        with pytest.raises(RelayUnavailable, match="refused our login"):
-            await bad.send("a@lists.example.gov", ["bob@agency.gov"], message)
-        with pytest.raises(RelayUnavailable):  # AUTH is only offered after STARTTLS
-            await plain.send("a@lists.example.gov", ["bob@agency.gov"], message)
-    finally:
-        for client in (good, bad, plain):
-            await client.close()
-        await relay.stop()
-    assert result == {"jane@agency.gov": (250, "2.0.0 queued as 1")}
-    assert relay.authenticated == ["PLAIN"]
     assert relay.copies() == {"jane@agency.gov": 1}
 
 

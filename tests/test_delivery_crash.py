@@ -20,9 +20,8 @@ from sqlalchemy import func, select
 
 from listserv.app import prepare_database
 from listserv.config import PROJECT_ROOT, Settings
-from listserv.delivery import DeliveryWorker, make_personalizer
+from listserv.delivery import DeliveryWorker, SendResult, SMTPRelay, make_personalizer
 from listserv.models import OutboxJob, OutboxRecipient
-from listserv.relays import SendResult, SMTPRelay
 from tests.conftest import make_settings, wait_for
 from tests.relay_helpers import (
     ScriptedRelay,

@@ -1,0 +1,135 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Queueing mail: a job (one message, its envelope sender, its deadline) and its
+recipients, written in the caller's transaction.
+
+Fan-out adds a post's members a roster page at a time; notices and digests queue
+service mail in one call. A copy that is the same for every recipient is stored in
+bulk batch rows, sorted by domain; a personalized or VERP copy gets a row per
+recipient, since each is a transaction of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, insert
+from sqlalchemy.orm import Session
+
+from listserv.models import OutboxJob, OutboxState, utcnow
+from listserv.outbox.tables import BATCHES, RECIPIENTS
+
+#: Recipients per bulk batch row (one SMTP transaction; `delivery.batch_size`).
+BULK_BATCH = 500
+
+
+@dataclass(frozen=True)
+class RecipientSpec:
+    address: str
+    member_id: int | None = None
+    unsubscribe_token: str = ""
+
+
+def enqueue(
+    session: Session,
+    *,
+    mail_from: str,
+    recipients: Iterable[str | RecipientSpec],
+    raw: bytes,
+    retry_for: timedelta,
+    kind: str = "service",
+    list_id: int | None = None,
+    post_id: int | None = None,
+    personalized: bool = False,
+    verp: bool = False,
+    now: datetime | None = None,
+    batch_size: int = BULK_BATCH,
+) -> OutboxJob:
+    """Create a job and its recipients in the caller's transaction."""
+    now = now or utcnow()
+    job = OutboxJob(
+        kind=kind,
+        list_id=list_id,
+        post_id=post_id,
+        mail_from=mail_from,
+        raw=raw,
+        personalized=personalized,
+        verp=verp,
+        created_at=now,
+        expires_at=now + retry_for,
+        recipient_count=0,
+    )
+    session.add(job)
+    session.flush()
+    specs = [r if isinstance(r, RecipientSpec) else RecipientSpec(r) for r in recipients]
+    add_recipients(session, job, specs, now, batch_size=batch_size)
+    return job
+
+
+def add_recipients(
+    session: Session,
+    job: OutboxJob,
+    specs: Sequence[RecipientSpec],
+    now: datetime,
+    *,
+    batch_size: int = BULK_BATCH,
+) -> None:
+    """Queue more recipients of `job` (fan-out calls this once per roster page).
+
+    Jobs whose copies are the same for everyone (neither personalized nor VERP) with
+    more than one recipient are stored as batch rows, sorted by domain so each relay
+    transaction goes to as few destinations as possible.
+    """
+    if not specs:
+        return
+    conn = session.connection()
+    if not job.personalized and not job.verp and len(specs) > 1:
+        ordered = sorted(specs, key=lambda s: s.address[s.address.rfind("@") + 1 :].lower())
+        rows = [
+            {
+                "job_id": job.id,
+                "recipients": [[s.member_id, s.address] for s in ordered[i : i + batch_size]],
+                "recipient_count": len(ordered[i : i + batch_size]),
+                "state": OutboxState.QUEUED.value,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "lease_owner": "",
+                "last_reply": "",
+            }
+            for i in range(0, len(ordered), batch_size)
+        ]
+        conn.execute(insert(BATCHES), rows)
+    else:
+        due = _db_datetime(conn.engine, now)
+        sql = (
+            "INSERT INTO outbox_recipients (job_id, address, member_id, unsubscribe_token,"
+            " domain, state, attempts, next_attempt_at, lease_owner, last_reply)"
+            " VALUES ({0}, {0}, {0}, {0}, {0}, 'queued', 0, {0}, '', '')"
+        ).format("?" if conn.dialect.paramstyle == "qmark" else "%s")
+        job_id = job.id
+        conn.exec_driver_sql(
+            sql,
+            [
+                (
+                    job_id,
+                    s.address,
+                    s.member_id,
+                    s.unsubscribe_token,
+                    s.address.rpartition("@")[2].lower().rstrip("."),
+                    due,
+                )
+                for s in specs
+            ],
+        )
+    job.recipient_count = (job.recipient_count or 0) + len(specs)
+
+
+def _db_datetime(engine: Engine, value: datetime) -> Any:
+    """`value` as the driver stores it in `next_attempt_at` (for executemany)."""
+    column_type = RECIPIENTS.c.next_attempt_at.type
+    dialect = engine.dialect
+    bound = column_type.process_bind_param(value, dialect)  # type: ignore[attr-defined]
+    processor = column_type.dialect_impl(dialect).bind_processor(dialect)
+    return processor(bound) if processor else bound

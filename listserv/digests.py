@@ -13,12 +13,15 @@ queues the digest, so a crash neither loses a day nor sends it twice.
 from __future__ import annotations
 
 from datetime import timedelta
+from email.utils import format_datetime, make_msgid
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from listserv import outbox
 from listserv.context import Context
+from listserv.decorate import ListMail, list_headers
+from listserv.lists import list_identity
 from listserv.message import header_text, parse_message
 from listserv.models import (
     DeliveryMode,
@@ -30,7 +33,7 @@ from listserv.models import (
     Role,
 )
 from listserv.outbox import RecipientSpec
-from listserv.posting.fanout import list_identity, render_footers
+from listserv.posting.fanout import render_footers
 
 #: How often a list's digest goes out.
 DIGEST_INTERVAL = timedelta(days=1)
@@ -52,9 +55,7 @@ def digest_members(session: Session, mlist: MailingList) -> list[RecipientSpec]:
 
 def build_digest(ctx: Context, mlist: MailingList, posts: list[Post]) -> bytes:
     """The digest's bytes: a contents part, then each post byte for byte."""
-    from email.utils import format_datetime, make_msgid
-
-    identity = list_identity(ctx, mlist)
+    identity = list_identity(mlist, ctx.settings.web.base_url)
     footer_text, _ = render_footers(ctx, mlist)
     day = ctx.now.strftime("%Y-%m-%d")
     contents = [f"{mlist.display_name} digest, {day}: {len(posts)} message(s)", ""]
@@ -67,20 +68,13 @@ def build_digest(ctx: Context, mlist: MailingList, posts: list[Post]) -> bytes:
     boundary = f"=_digest_{ctx.now:%Y%m%d%H%M%S}_{mlist.id}"
     inner = f"{boundary}_posts"
     subject = f"{mlist.display_name} digest, {day}, {len(posts)} message(s)"
-    page = identity.archive_url
     head = [
         f'From: "{mlist.display_name} digest" <{identity.posting_address}>',
         f"To: {identity.posting_address}",
         f"Subject: {subject}",
         f"Date: {format_datetime(ctx.now)}",
         f"Message-ID: {make_msgid(domain=mlist.domain)}",
-        f"List-Id: {identity.list_id_header}",
-        f"List-Post: <mailto:{identity.posting_address}>",
-        f"List-Unsubscribe: <mailto:{identity.leave_address}>, <{page}>",
-        f"List-Archive: <{page}>",
-        f"List-Owner: <mailto:{identity.owner_address}>",
-        "Precedence: list",
-        f"X-Loop: {identity.posting_address}",
+        *(f"{name}: {value}" for name, value in list_headers(identity, ListMail.DIGEST)),
         "MIME-Version: 1.0",
         f'Content-Type: multipart/mixed; boundary="{boundary}"',
         "",

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from listserv import roster
 from listserv.actors import system_actor
 from listserv.config import ListSettings, Settings
+from listserv.decorate import ListIdentity
 from listserv.eligibility import EligibilityRule, describe_rule
 from listserv.models import MailingList, Member, Role
 
@@ -123,3 +124,18 @@ def sync_from_config(session: Session, settings: Settings) -> list[str]:
                     roster.add_member(session, mlist, address, role=role, actor=actor)
         touched.append(lst.name)
     return touched
+
+
+def list_identity(mlist: MailingList, base_url: str) -> ListIdentity:
+    """The list as its mail names it; the list page serves as help and archive page."""
+    page = f"{base_url}/lists/{mlist.name}"
+    return ListIdentity(
+        name=mlist.name,
+        display_name=mlist.display_name,
+        domain=mlist.domain,
+        subject_prefix=mlist.subject_prefix,
+        dmarc_mitigation=mlist.dmarc_mitigation,
+        original_sender_header=mlist.original_sender_header,
+        archive_url=page,
+        help_url=page,
+    )

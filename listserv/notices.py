@@ -17,13 +17,13 @@ from typing import Any
 
 from listserv import outbox
 from listserv.context import Context
+from listserv.decorate import ListMail, list_headers
+from listserv.lists import eligibility_text, list_identity
 from listserv.models import MailingList, OutboxJob
 
 
 def list_view(ctx: Context, mlist: MailingList) -> dict[str, Any]:
     """What templates may say about a list."""
-    from listserv.lists import eligibility_text
-
     base = ctx.settings.web.base_url
     return {
         "name": mlist.name,
@@ -84,10 +84,8 @@ def compose(
         headers += [("In-Reply-To", in_reply_to), ("References", in_reply_to)]
     headers += [("Auto-Submitted", "auto-replied"), ("X-Auto-Response-Suppress", "All")]
     if mlist is not None:
-        headers += [
-            ("List-Id", f"{mlist.display_name} <{mlist.name}.{mlist.domain}>"),
-            ("X-Loop", mlist.posting_address),
-        ]
+        identity = list_identity(mlist, ctx.settings.web.base_url)
+        headers += list_headers(identity, ListMail.NOTICE)
     body = text.body if text.body.endswith("\n") else text.body + "\n"
     if body.isascii() and max(map(len, body.splitlines()), default=0) <= 998:
         # Plain 7-bit text when it can be, so a person reading the Maildir sees words.

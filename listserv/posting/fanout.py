@@ -25,28 +25,14 @@ from email.utils import format_datetime, make_msgid
 
 from listserv import notices, outbox, roster
 from listserv.context import Context
-from listserv.decorate import ListIdentity, decorate_post
+from listserv.decorate import decorate_post
+from listserv.lists import list_identity
 from listserv.models import MailingList, OutboxJob, Post, PostStatus
 from listserv.outbox import RecipientSpec
 from listserv.tokens import unsubscribe_token
 
 #: Members read from the roster and inserted into the outbox per round trip.
 BATCH = 2000
-
-
-def list_identity(ctx: Context, mlist: MailingList) -> ListIdentity:
-    """The list as decoration sees it; the list page serves as help and archive page."""
-    page = f"{ctx.settings.web.base_url}/lists/{mlist.name}"
-    return ListIdentity(
-        name=mlist.name,
-        display_name=mlist.display_name,
-        domain=mlist.domain,
-        subject_prefix=mlist.subject_prefix,
-        dmarc_mitigation=mlist.dmarc_mitigation,
-        original_sender_header=mlist.original_sender_header,
-        archive_url=page,
-        help_url=page,
-    )
 
 
 def render_footers(ctx: Context, mlist: MailingList) -> tuple[str, str]:
@@ -106,7 +92,9 @@ def build_shared_copy(ctx: Context, mlist: MailingList, post: Post) -> bytes:
     """The one decorated copy of a post every recipient's copy is made from."""
     footer_text, footer_html = render_footers(ctx, mlist)
     original = with_required_headers(ctx, post)
-    shared = decorate_post(original, list_identity(ctx, mlist), footer_text, footer_html)
+    shared = decorate_post(
+        original, list_identity(mlist, ctx.settings.web.base_url), footer_text, footer_html
+    )
     if mlist.delivery_style != "personalized":
         page = f"{ctx.settings.web.base_url}/lists/{mlist.name}"
         shared = bulk_unsubscribe_headers(shared, mlist, page)

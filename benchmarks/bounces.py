@@ -101,11 +101,12 @@ def main() -> None:
         total = sum(values)
         print(
             f"{style:5} bounces: {len(values)} in {total:.2f} s = {len(values) / total:.0f}/s "
-            f"(mean {1000 * total / len(values):.1f} ms, one transaction each)"
+            f"(mean {1000 * total / len(values):.1f} ms, one transaction each, "
+            "scored on arrival)"
         )
     print(
-        f"scoring: {processed} events for {args.members} members in {scoring:.2f} s "
-        f"= {processed / scoring:.0f} events/s"
+        f"periodic run afterwards: {processed} events left to score, {scoring:.2f} s "
+        f"for the time-based steps over {args.members} members"
     )
 
 

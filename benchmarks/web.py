@@ -16,6 +16,7 @@ latency percentiles for:
   mail that the delivery worker writes to the Maildir meanwhile).
 
     .venv/bin/python benchmarks/web.py --connections 32 --seconds 10
+    .venv/bin/python benchmarks/web.py --console   # and the console's p50/p99 per page
     .venv/bin/python benchmarks/web.py --database-url postgresql://postgres@127.0.0.1:5432/test
 """
 
@@ -36,10 +37,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.actors import as_actor
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tests.actors import as_actor  # noqa: E402  (needs ROOT on the path)
 
 SECRET = "benchmark-secret-0123456789abcdef"
 
@@ -65,6 +66,8 @@ def write_config(var: Path, smtp_port: int, web_port: int) -> Path:
         [web]
         port = {web_port}
         base_url = "http://127.0.0.1:{web_port}"
+        [limits]
+        web_tokens_per_client_per_minute = 0
         [[lists]]
         name = "sm-cop"
         display_name = "SM-COP"
@@ -261,9 +264,18 @@ def main() -> None:
         default="",
         help="a PostgreSQL URL to use instead of SQLite (a schema is made and dropped)",
     )
+    parser.add_argument(
+        "--console",
+        action="store_true",
+        help="also time the console's pages (100,000 members, 10,000 held posts; "
+        "benchmarks/console.py)",
+    )
     args = parser.parse_args()
     with postgres_schema(args.database_url) as database_url:
         run(args, database_url)
+    if args.console:
+        print("\nconsole pages, signed-in owner (benchmarks/console.py):", flush=True)
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "console.py")], check=True)
 
 
 @contextlib.contextmanager

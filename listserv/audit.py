@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from listserv.actors import Actor
 from listserv.models import AuditEvent, utcnow
+from listserv.webhooks import events as webhook_events
 
 
 def record(
@@ -41,6 +42,8 @@ def record(
         detail=detail or {},
     )
     session.add(event)
+    # An audit row that is also a webhook event is queued with it (webhooks/events.py).
+    webhook_events.queue_from_audit(session, event)
     return event
 
 

@@ -132,7 +132,11 @@ def matchers(session: Session, mlist: MailingList | None) -> list[Matcher]:
 def is_banned(ctx: Context, mlist: MailingList | None, address: str) -> bool:
     """Whether a list's or the site's bans cover an address (None: site bans only)."""
     key = roster.address_key(address)
-    return any(m.matches(key) for m in matchers(ctx.session, mlist))
+    scope = None if mlist is None else mlist.id
+    tests = ctx.memo.bans.get(scope)
+    if tests is None:
+        tests = ctx.memo.bans[scope] = [m.matches for m in matchers(ctx.session, mlist)]
+    return any(test(key) for test in tests)
 
 
 def members_matching(session: Session, mlist: MailingList | None, pattern: str) -> list[Member]:

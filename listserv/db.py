@@ -9,11 +9,12 @@ by Alembic, so `serve` and `db upgrade` run the same migrations.
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from alembic import command
 from alembic.config import Config
@@ -58,15 +59,21 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
-        # SQLite has one writer at a time. Threads of this process queue on a
-        # Python lock (woken at once) rather than on SQLite's busy handler,
-        # which sleeps in steps of up to 100 ms; other processes (the CLI)
-        # still meet the busy timeout.
-        writer = threading.Lock()
+        # SQLite has one writer at a time. Writers queue on a lock that wakes
+        # the next one at once (threads on a Python lock, processes on a file
+        # lock beside the database) rather than on SQLite's busy handler, which
+        # sleeps in steps of up to 100 ms: a writer in another process (the
+        # processing worker) that comes back often would starve intake.
+        writer = WriterLock(Path(path + "-writer") if path and path != ":memory:" else None)
         holders: set[int] = set()
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
+            if conn.get_execution_options().get(READ_ONLY):
+                # A reader (`reader_of`) never writes: a deferred BEGIN takes no
+                # lock, so reads never queue behind writers nor writers behind them.
+                conn.exec_driver_sql("BEGIN")
+                return
             # IMMEDIATE takes the write lock up front, so two writers queue
             # instead of failing on a lock upgrade.
             dbapi_conn = conn.connection.dbapi_connection
@@ -108,8 +115,54 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
+class WriterLock:
+    """One SQLite writer at a time across this process's threads and other processes.
+
+    The file lock is taken after the thread lock, so at most one thread of a
+    process waits on it; the kernel wakes the next waiter as soon as it is free.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._threads = threading.Lock()
+        self._path = path
+        self._file: IO[bytes] | None = None
+
+    def acquire(self) -> None:
+        self._threads.acquire()
+        try:
+            if self._path is not None:
+                if self._file is None:
+                    self._file = open(self._path, "ab")  # noqa: SIM115 (kept for the engine's life)
+                fcntl.flock(self._file, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            if self._file is not None:
+                fcntl.flock(self._file, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+#: The execution option that marks an engine's sessions as read-only.
+READ_ONLY = "listserv_read_only"
+
+
+def reader_of(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions on the same engine that only read (polls, lookups, views).
+
+    On SQLite they begin DEFERRED and skip the in-process writer lock, so a poll
+    for due work never holds up intake's next commit. With WAL a reader sees the
+    last committed state and blocks nobody. On PostgreSQL nothing differs.
+    """
+    engine: Engine = factory.kw["bind"]
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 @contextmanager

@@ -12,9 +12,9 @@ nothing about the sender. Pure: no I/O, no DNS (deliverability is proven later b
 double opt-in confirmation, not here).
 
 Codes an :class:`Ineligible` may carry: ``empty-address``, ``control-character``,
-``multiple-addresses``, ``quoted-local-part``, ``ip-literal``, ``invalid-address``,
-``malformed-from``, ``display-name-mismatch``, ``non-ascii-domain``,
-``domain-not-eligible``.
+``multiple-addresses``, ``quoted-local-part``, ``ip-literal``, ``bang-path``,
+``percent-routing``, ``invalid-address``, ``malformed-from``, ``display-name-mismatch``,
+``non-ascii-domain``, ``domain-not-eligible``.
 """
 
 from __future__ import annotations
@@ -100,13 +100,12 @@ _HARMLESS_DEFECTS = (email_errors.ObsoleteHeaderDefect, email_errors.NonASCIILoc
 def _validate(address: str) -> tuple[str, str]:
     """Run email-validator with every option pinned, returning (local part, ASCII domain).
 
-    Options are passed explicitly rather than relying on email-validator's module-level
-    defaults, which any other importer could change. Quoted local parts, domain
-    literals and display names are refused by the validator itself.
+    Pinned rather than its module-level defaults, which any other importer could change.
     """
+    local, at, domain = address.rpartition("@")
     try:
         result = validate_email(
-            address,
+            f"{local}{at}{unicodedata.normalize('NFKC', domain)}",  # NFKC, then IDNA 2008
             allow_smtputf8=True,
             allow_empty_local=False,
             allow_quoted_local=False,
@@ -125,9 +124,7 @@ def _validate(address: str) -> tuple[str, str]:
 
 
 def _strip_trailing_dot(address: str) -> str:
-    """Drop one trailing dot (``jane@agency.gov.``): the DNS root is implied, people
-    and some MUAs write it, and email-validator refuses it. Only one, so ``x@y.gov..``
-    is still invalid."""
+    """Drop one trailing dot (``jane@agency.gov.``, the DNS root) that people write."""
     return address[:-1] if address.endswith(".") else address
 
 
@@ -164,6 +161,10 @@ def _precheck(address: str, list_label: str) -> Ineligible | None:
             f"Addresses at an IP address rather than a domain name cannot join "
             f"{list_label}; {shown} is one.",
         )
+    if at and ("!" in local or "%" in local):  # UUCP bang paths and the % hack route elsewhere
+        code = "bang-path" if "!" in local else "percent-routing"
+        reason = f"{shown} routes mail through another host, so it cannot join {list_label}."
+        return Ineligible(code, reason)
     return None
 
 
@@ -217,9 +218,7 @@ def _normalise_configured_address(address: str) -> str:
 
 
 def _in_domain(domain: str, parent: str) -> bool:
-    """Whether ``domain`` is ``parent`` or a subdomain of it (label-wise, so
-    ``evilgov.com`` is not under ``gov.com`` and ``agency.gov.evil.com`` is not
-    under ``gov``)."""
+    """``domain`` is ``parent`` or under it, label-wise (``agency.gov.evil.com`` is not)."""
     return bool(parent) and (domain == parent or domain.endswith("." + parent))
 
 

@@ -40,6 +40,11 @@ SYNCED_FIELDS = (
     "original_sender_header",
     "delivery_style",
     "review_policy",
+    "notify_owners",
+    "archive_access",
+    "digest_schedule",
+    "digest_hour",
+    "digest_size_kb",
     "public",
     "retention_days",
     "bounce_score_threshold",
@@ -127,7 +132,7 @@ def sync_from_config(session: Session, settings: Settings) -> list[str]:
 
 
 def list_identity(mlist: MailingList, base_url: str) -> ListIdentity:
-    """The list as its mail names it; the list page serves as help and archive page."""
+    """The list as its mail names it; the list page serves as help page, the archive as archive."""
     page = f"{base_url}/lists/{mlist.name}"
     return ListIdentity(
         name=mlist.name,
@@ -136,6 +141,6 @@ def list_identity(mlist: MailingList, base_url: str) -> ListIdentity:
         subject_prefix=mlist.subject_prefix,
         dmarc_mitigation=mlist.dmarc_mitigation,
         original_sender_header=mlist.original_sender_header,
-        archive_url=page,
+        archive_url=f"{page}/archive",
         help_url=page,
     )

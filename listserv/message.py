@@ -35,6 +35,7 @@ __all__ = [
     "normalise_phrase",
     "normalised_subject",
     "parse_message",
+    "part_text",
     "sender_address",
     "text_body_lines",
 ]
@@ -131,19 +132,30 @@ def header_text(msg: EmailMessage, name: str) -> str:
     not an error), but header parsing happens lazily on access and has raised on
     hostile input; then the raw value is decoded by hand. Undecodable bytes become
     U+FFFD so the result is always valid Unicode.
+
+    Every stage asks for the same few headers, and the policy parses a header
+    again on every access; the text is remembered on the message beside the raw
+    value it came from, so a header changed since is parsed afresh.
     """
+    raw = _raw_header(msg, name)
+    if raw is None:
+        return ""
+    remembered: dict[str, tuple[str, str]] = msg.__dict__.setdefault("_listserv_texts", {})
+    key = name.lower()
+    hit = remembered.get(key)
+    if hit is not None and hit[0] == raw:
+        return hit[1]
+    text = _header_text(msg, name, raw)
+    remembered[key] = (raw, text)
+    return text
+
+
+def _header_text(msg: EmailMessage, name: str, raw: str) -> str:
     try:
         value = msg.get(name)
+        return "" if value is None else _clean(str(value))
     except Exception:
-        raw = _raw_header(msg, name)
-        return "" if raw is None else _decode_rfc2047(raw)
-    if value is None:
-        return ""
-    try:
-        return _clean(str(value))
-    except Exception:
-        raw = _raw_header(msg, name)
-        return "" if raw is None else _decode_rfc2047(raw)
+        return _decode_rfc2047(raw)
 
 
 # Reply and forward prefixes in the languages our members' mail clients use, after
@@ -284,6 +296,11 @@ def _part_text(part: Message) -> str:
     except Exception:
         charset = None
     return _clean(_decode_bytes(payload, charset))
+
+
+def part_text(part: Message) -> str:
+    """A leaf part's decoded text, NULs removed; never raises (the archive shows it)."""
+    return _part_text(part).replace("\x00", "")
 
 
 def text_body_lines(msg: EmailMessage, limit: int = 50) -> list[str]:

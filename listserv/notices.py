@@ -5,6 +5,7 @@ Input is a template name, a recipient and the template's variables; output is
 an outbox job whose bytes are final. Every notice says `Auto-Submitted:
 auto-replied` (RFC 3834) so well-behaved autoresponders do not answer it, and
 goes out from the list's bounces address so its own bounces come back to us.
+A notice that would be backscatter (`withheld`) is not queued but audited.
 """
 
 from __future__ import annotations
@@ -15,11 +16,32 @@ from email.header import Header
 from email.utils import formatdate, make_msgid
 from typing import Any
 
-from listserv import outbox
+from sqlalchemy import select
+
+from listserv import audit, outbox, roster
 from listserv.context import Context
 from listserv.decorate import ListMail, list_headers
 from listserv.lists import eligibility_text, list_identity
-from listserv.models import MailingList, OutboxJob
+from listserv.mailbox import undeliverable
+from listserv.models import Channel, MailingList, Member, OutboxJob, Role
+from listserv.tokens import one_click_url, unsubscribe_token
+
+#: Notices to someone who is a member when they read it: each carries that member's
+#: own one-click link, in the text (`unsubscribe_url`) and in List-Unsubscribe.
+MEMBER_NOTICES = frozenset(
+    {"welcome.txt.j2", "bounce_disabled.txt.j2", "bounce_probe.txt.j2", "already_member.txt.j2"}
+)
+
+
+def member_unsubscribe_url(ctx: Context, mlist: MailingList, address: str) -> str | None:
+    """The member's own one-click page, or None if the address is not a member."""
+    member = roster.find_member(ctx.session, mlist, address, Role.MEMBER)
+    if member is None:
+        return None
+    token = unsubscribe_token(
+        ctx.settings.site.secret.get(), member.id, mlist.name, member.unsubscribe_nonce
+    )
+    return one_click_url(ctx.settings.web.base_url, mlist.name, token)
 
 
 def list_view(ctx: Context, mlist: MailingList) -> dict[str, Any]:
@@ -66,6 +88,10 @@ def compose(
         "recipient": to,
         "list": list_view(ctx, mlist) if mlist is not None else None,
     }
+    link = None
+    if mlist is not None and template in MEMBER_NOTICES:
+        link = member_unsubscribe_url(ctx, mlist, to)
+    context["unsubscribe_url"] = link
     context.update(variables)
     text = ctx.templates.render_mail(template, **context)
     if from_address is None:
@@ -86,6 +112,11 @@ def compose(
     if mlist is not None:
         identity = list_identity(mlist, ctx.settings.web.base_url)
         headers += list_headers(identity, ListMail.NOTICE)
+        if link is not None:
+            headers += [
+                ("List-Unsubscribe", f"<{link}>, <mailto:{identity.leave_address}>"),
+                ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            ]
     body = text.body if text.body.endswith("\n") else text.body + "\n"
     if body.isascii() and max(map(len, body.splitlines()), default=0) <= 998:
         # Plain 7-bit text when it can be, so a person reading the Maildir sees words.
@@ -119,6 +150,28 @@ def _encode_phrase(value: str) -> str:
     return value
 
 
+def withheld(ctx: Context, to: str, mlist: MailingList | None) -> str | None:
+    """Why no service mail may go to `to` (backscatter), or None.
+
+    An address that cannot be a real recipient never gets one. When the
+    message being answered has trusted Authentication-Results, a sender we
+    do not know gets one only if their domain passed SPF, DKIM or DMARC.
+    """
+    reason = undeliverable(to)
+    if reason is not None:
+        return reason
+    proof = ctx.sender_proof
+    if proof is None or not proof.concerns(to) or proof.vouches_for(to):
+        return None
+    key = roster.address_key(to)
+    known = select(Member.id).where(Member.address_key == key)
+    if mlist is not None:
+        known = known.where(Member.list_id == mlist.id)
+    if ctx.session.scalar(known.limit(1)) is not None:
+        return None
+    return "sender-not-authenticated"
+
+
 def send_notice(
     ctx: Context,
     template: str,
@@ -128,7 +181,22 @@ def send_notice(
     reply_to: str | None = None,
     in_reply_to: str | None = None,
     **variables: Any,
-) -> OutboxJob:
+) -> OutboxJob | None:
+    """Queue one service mail; None (audited, nothing sent) when it would be backscatter."""
+    reason = withheld(ctx, to, mlist)
+    if reason is not None:
+        audit.record(
+            ctx.session,
+            "notice-withheld",
+            channel=Channel.SYSTEM,
+            list_name=mlist.name if mlist is not None else "",
+            target=to,
+            source=ctx.source,
+            outcome=reason,
+            detail={"template": template},
+            at=ctx.now,
+        )
+        return None
     raw = compose(
         ctx, template, to, mlist=mlist, reply_to=reply_to, in_reply_to=in_reply_to, **variables
     )

@@ -4,8 +4,9 @@
 Each job is a plain function over a `Context` that returns how much it did;
 `HOUSEKEEPING` names them with their interval, and a `Housekeeper` runs each
 in its own loop, one transaction per round, for as long as the service runs.
+With several hosts, one round of a job runs at a time (`leasing.hold_round`).
 Expired confirmations are marked expired (kept for the record, not deleted),
-and old rate counters are pruned.
+and old rate counters, web sessions and sign-in links are pruned.
 """
 
 from __future__ import annotations
@@ -19,12 +20,25 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from listserv import bounces, conduct, db, digests, ratelimit
+from listserv import (
+    bounces,
+    conduct,
+    db,
+    digests,
+    owner_notices,
+    postfix_maps,
+    ratelimit,
+    signin,
+    staff_notices,
+)
+from listserv.api import idempotency
 from listserv.config import Settings
 from listserv.context import Context
+from listserv.leasing import hold_round
 from listserv.models import PendingRequest, RequestStatus, utcnow
 from listserv.records import retention
 from listserv.templates import Templates
+from listserv.webhooks import events as webhook_events
 
 log = logging.getLogger("listserv.periodic")
 
@@ -42,6 +56,10 @@ def prune_rate_counters(ctx: Context) -> int:
     return ratelimit.prune(ctx.session, ctx.now - timedelta(days=2))
 
 
+def prune_sign_ins(ctx: Context) -> int:
+    return signin.prune(ctx.session, ctx.now)
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -57,6 +75,12 @@ HOUSEKEEPING: list[Job] = [
     Job("lift-conduct", conduct.lift_expired, timedelta(minutes=5)),
     Job("retention", retention.apply_retention, timedelta(hours=1)),
     Job("digests", digests.send_digests, timedelta(minutes=10)),
+    Job("owner-summaries", owner_notices.send_summaries, timedelta(minutes=10)),
+    Job("postfix-maps", postfix_maps.refresh, timedelta(minutes=1)),
+    Job("prune-sign-ins", prune_sign_ins, timedelta(hours=1)),
+    Job("staff-notices", staff_notices.send_due_notices, timedelta(minutes=1)),
+    Job("prune-idempotent-answers", idempotency.prune, timedelta(hours=1)),
+    Job("prune-webhook-deliveries", webhook_events.prune_deliveries, timedelta(hours=6)),
 ]
 
 
@@ -71,6 +95,8 @@ class Housekeeper:
     def once(self, job: Job) -> int:
         """One round of a job in one transaction, at the current time."""
         with db.session_scope(self.factory) as session:
+            if not hold_round(session, job.name):
+                return 0  # another host is running this round
             ctx = Context(
                 session=session,
                 settings=self.settings,

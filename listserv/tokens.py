@@ -44,6 +44,11 @@ def unsubscribe_token(secret: str, member_id: int, list_name: str, nonce: str) -
     return f"{member_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
 
 
+def one_click_url(base_url: str, list_name: str, token: str) -> str:
+    """The member's one-click page (GET shows a button; POST is RFC 8058's one click)."""
+    return f"{base_url}/unsubscribe/{list_name}/{token}"
+
+
 def check_unsubscribe_token(
     secret: str, token: str, list_name: str, nonce_for: dict[int, str] | None = None
 ) -> int | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from alembic import context
 
 from listserv.db import make_engine, normalise_url
-from listserv.models import Base
+from listserv.models import Base, include_in_schema
 
 config = context.config
 target_metadata = Base.metadata
@@ -22,7 +22,12 @@ def _url() -> str:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=_url(), target_metadata=target_metadata, render_as_batch=True)
+    context.configure(
+        url=_url(),
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        include_object=include_in_schema,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -31,7 +36,10 @@ def run_migrations_online() -> None:
     connectable = config.attributes.get("connection")
     if connectable is not None:
         context.configure(
-            connection=connectable, target_metadata=target_metadata, render_as_batch=True
+            connection=connectable,
+            target_metadata=target_metadata,
+            render_as_batch=True,
+            include_object=include_in_schema,
         )
         with context.begin_transaction():
             context.run_migrations()
@@ -39,7 +47,10 @@ def run_migrations_online() -> None:
     engine = make_engine(_url())
     with engine.connect() as connection:
         context.configure(
-            connection=connection, target_metadata=target_metadata, render_as_batch=True
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=True,
+            include_object=include_in_schema,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -31,6 +31,9 @@ from listserv.db import make_engine, make_sessionmaker, normalise_url, upgrade
 from listserv.lists import sync_from_config
 from listserv.templates import Templates
 
+#: Fixtures of their own modules, for every test: DKIM keys (`key_pair`, `ed25519_pair`).
+pytest_plugins = ["tests.dkim_keys"]
+
 PG_URL = os.environ.get("LISTSERV_TEST_DATABASE_URL", "")
 TEST_SECRET = "test-secret-0123456789abcdef0123456789"
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,23 @@ def test_is_banned_matches_list_patterns(
     assert subscriptions.bans.is_banned is bans.is_banned
     # A list ban does not reach the site level.
     assert bans.is_banned(ctx, None, address) is False
+
+
+def test_a_ban_or_unban_mid_batch_applies_to_the_batch_s_next_messages(
+    ctx_factory: Callable[..., Context],
+) -> None:
+    """A processing batch reads the bans once (the memo); a ban or unban within it is seen."""
+    ctx = ctx_factory()
+    mlist = get_list(ctx.session, "sm-cop")
+    assert mlist is not None
+    later = replace(ctx, source="<next-message@agency.gov>")  # the batch's next message
+    assert later.memo is ctx.memo
+    assert bans.is_banned(ctx, mlist, "x@spam.example") is False
+    owner = as_actor("owner@digital.gov", "cli", "host")
+    ban_acts.ban(ctx, owner, mlist, "*@spam.example")
+    assert bans.is_banned(later, mlist, "x@spam.example") is True
+    ban_acts.unban(later, owner, mlist, "*@spam.example")
+    assert bans.is_banned(ctx, mlist, "x@spam.example") is False
 
 
 def test_site_bans_apply_to_every_list_and_are_listed_apart(

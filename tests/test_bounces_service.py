@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """Bounces end to end: a post goes out with a VERP return path, its bounce comes back
-over SMTP into the running service, and the service's own periodic job scores it."""
+over SMTP into the running service, and the member's score moves as it is processed."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +16,16 @@ from listserv.app import Service, build_service
 from listserv.lists import get_list
 from listserv.models import BounceEvent, InboundMessage, Member, Post
 from tests.actors import as_actor
-from tests.conftest import mail_to, make_message, make_settings, read_maildir, send, settle
+from tests.conftest import (
+    mail_to,
+    make_message,
+    make_settings,
+    read_maildir,
+    send,
+    settle,
+    wait_for,
+)
+from tests.relay_helpers import ScriptedRelay, add_members, enqueue_post, smtp_delivery
 from tests.test_bounces import make_dsn, sample
 
 JANE = "jane@agency.gov"
@@ -64,6 +74,10 @@ async def test_verp_round_trip_from_post_to_scored_bounce(service: Service) -> N
 
     dsn = make_dsn(JANE, to=return_path)
     assert await send(service, dsn, mail_from="", rcpt_to=return_path) == {}
+    accepted = time.monotonic()
+    await wait_for(lambda: score_of(service, jane) == 1.0, timeout=5, interval=0.01)
+    scored_after = time.monotonic() - accepted
+    assert scored_after < 1.0, f"scored {scored_after:.2f} s after the 250"
     await settle(service)
     [event] = events(service)
     assert (event.member_id, event.source, event.kind, event.status_code) == (
@@ -74,11 +88,17 @@ async def test_verp_round_trip_from_post_to_scored_bounce(service: Service) -> N
     )
     assert last_inbound(service).reason.endswith("bounce recorded: jane@agency.gov permanent 5.1.1")
 
-    assert run_bounce_job(service) == 1
+    assert event.processed
+    # The periodic job finds nothing left to score, and changes nothing.
+    assert run_bounce_job(service) == 0
+    assert score_of(service, jane) == 1.0
+
+
+def score_of(service: Service, member_id: int) -> float:
     with service.factory() as session:
-        member = session.get(Member, jane)
-        assert member is not None and member.bounce_score == 1.0
-        assert session.get(BounceEvent, event.id).processed  # type: ignore[union-attr]
+        member = session.get(Member, member_id)
+        assert member is not None
+        return member.bounce_score
 
 
 async def test_plain_bounces_address_takes_a_dsn_and_survives_garbage(service: Service) -> None:
@@ -156,3 +176,32 @@ async def test_disabled_member_is_told_and_turns_delivery_back_on_by_reply(
         member = session.get(Member, jane)
         assert member is not None
         assert (member.delivery_status, member.bounce_score) == ("enabled", 0.0)
+
+
+async def test_a_relay_refusal_scores_its_member_as_the_delivery_settles(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    relay = ScriptedRelay(
+        rcpt_answer=lambda a: "550 5.1.1 <jane@agency.gov>: User unknown" if a == JANE else None
+    )
+    await relay.start()
+    settings = make_settings(sqlite_url, tmp_path / "var", delivery=smtp_delivery(relay))
+    service = build_service(settings)
+    await service.start()
+    try:
+        jane, bob = add_members(service.factory, [JANE, BOB])
+        enqueue_post(service.factory, settings)
+        service.outbox_ready.set()
+        await wait_for(lambda: score_of(service, jane) == 1.0, timeout=10, interval=0.02)
+        [event] = events(service)
+        assert (event.member_id, event.source, event.kind, event.status_code) == (
+            jane,
+            "relay",
+            "permanent",
+            "550",
+        )
+        assert event.processed and score_of(service, bob) == 0.0
+        assert run_bounce_job(service) == 0
+    finally:
+        await service.stop()
+        await relay.stop()

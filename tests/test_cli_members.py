@@ -34,13 +34,13 @@ def test_add_list_remove_with_json(config: Path) -> None:
     listing = run_cli(config, "members", "list", "sm-cop", "--json")
     assert listing.code == 0
     rows = listing.json()
-    jane = next(r for r in rows if r["address"] == "Jane.Doe@Agency.gov")
+    jane = next(r for r in rows if r["address"] == "Jane.Doe@agency.gov")  # domain folded
     assert jane["name"] == "Jane Doe" and jane["role"] == "member"
-    assert jane["delivery"] == "regular"
+    assert jane["delivery"] == "mail"
     assert {"address", "name", "role", "delivery"} <= set(jane)
     assert any(r["role"] == "owner" for r in rows)
     table = run_cli(config, "members", "list", "SM-COP")
-    assert "Jane.Doe@Agency.gov" in table.stdout
+    assert "Jane.Doe@agency.gov" in table.stdout
     removed = run_cli(config, "members", "remove", "sm-cop", "jane.doe@agency.gov")
     assert removed.code == 0, removed.stderr
     rows = run_cli(config, "members", "list", "sm-cop", "--json", "--role", "member").json()

@@ -110,3 +110,15 @@ def test_check_config_accepts_the_shipped_file(tmp_path: Path) -> None:
     result = _cli("check-config", config=config)
     assert result.returncode == 0, result.stderr
     assert "configuration OK" in result.stdout
+
+
+@pytest.mark.parametrize("web_host", ["127.0.0.1", "0.0.0.0"])
+def test_the_web_port_may_not_be_the_smtp_port(web_host: str) -> None:
+    data = shipped_config()
+    data["web"].update(host=web_host, port=data["smtp"]["port"])
+    with pytest.raises(ConfigError, match=r"web\.port: is smtp\.port too"):
+        settings_from_mapping(data, environ={})
+
+
+def test_the_gov_banner_is_shipped_on_and_shown() -> None:
+    assert settings_from_mapping(shipped_config(), environ={}).web.gov_banner is True

@@ -656,7 +656,7 @@ def test_long_non_ascii_subject_folded_encoded() -> None:
         (b'"Doe, Jane \\"JD\\"" <jane@agency.gov>', 'Doe, Jane "JD" via SM-COP'),
         (
             b"=?utf-8?q?Jane=0D=0ABcc=3A_evil=40example.com?= <jane@agency.gov>",
-            "Jane Bcc: evil@example.com via SM-COP",
+            "Jane Bcc via SM-COP",  # an address in a display name is dropped
         ),
         (b"=?utf-8?q?Jane=0D=0ABcc:_evil@example.com?= <jane@agency.gov>", None),  # malformed
         (b"=?utf-8?q?Ren=C3=A9e_Dupr=C3=A9?= <renee@agency.gov>", "Renée Dupré via SM-COP"),

@@ -382,32 +382,47 @@ async def test_relay_without_smtputf8_fails_only_the_utf8_recipient(
 # ------------------------------------------------------------------ leases
 
 
-def test_dead_workers_leases_come_back_and_live_ones_stay(sqlite_settings: Settings) -> None:
-    import socket
-
+def test_a_restarted_worker_takes_its_own_leases_back_and_others_stay(
+    sqlite_settings: Settings,
+) -> None:
     from listserv.app import prepare_database
 
     engine, factory = prepare_database(sqlite_settings)
     try:
         add_members(factory, [f"m{i}@agency.gov" for i in range(4)])
         enqueue_post(factory, sqlite_settings)
-        host = socket.gethostname()
         now = utcnow()
         with factory() as session, session.begin():
-            dead = outbox.claim(
-                session, f"{host}:999999:aa", limit=2, lease=timedelta(hours=1), now=now
+            ours = outbox.claim(session, "host-a:var1", limit=2, lease=timedelta(hours=1), now=now)
+            theirs = outbox.claim(
+                session, "host-b:var2", limit=2, lease=timedelta(hours=1), now=now
             )
-            alive = outbox.claim(
-                session, f"{host}:1:bb", limit=2, lease=timedelta(hours=1), now=now
-            )
-        assert len(dead) == len(alive) == 2
+        assert len(ours) == len(theirs) == 2
         with factory() as session, session.begin():
             # Nothing is due: both leases run for an hour.
             assert not len(outbox.claim(session, "w", limit=10, lease=timedelta(1), now=now))
-            released = outbox.release_dead_leases(session, now, alive=lambda pid: pid == 1)
-            assert released == 2
-            again = outbox.claim(session, "w", limit=10, lease=timedelta(1), now=now)
-        assert sorted(r.id for r in again.recipients) == sorted(r.id for r in dead.recipients)
+            held = outbox.held_by_others(session, "host-a:var1", now)
+            assert [(h.owner, h.count) for h in held] == [("host-b:var2", 2)]
+            assert outbox.take_back(session, "host-a:var1", now, timedelta(seconds=15)) == 2
+            # Taken back, the rows are still leased: another host cannot send them into
+            # its own Maildir while the copies a crash left sit in ours.
+            later = now + timedelta(seconds=5)
+            assert not len(
+                outbox.claim(
+                    session, "host-c:var3", limit=10, lease=timedelta(seconds=15), now=later
+                )
+            )
+            held = outbox.held_by_others(session, "host-a:var1", now)
+            assert sorted((h.owner, h.count) for h in held) == [("host-b:var2", 2)]
+            assert outbox.renew(session, "host-a:var1", now + timedelta(seconds=15)) == 2
+            again = outbox.claim(
+                session, "host-a:var1", limit=10, lease=timedelta(1), now=now, returned=True
+            )
+            assert again.returned == 2
+            assert not len(
+                outbox.claim(session, "host-a:var1", limit=10, lease=timedelta(seconds=15), now=now)
+            )
+        assert sorted(r.id for r in again.recipients) == sorted(r.id for r in ours.recipients)
     finally:
         engine.dispose()
 

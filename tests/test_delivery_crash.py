@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Crash safety and shared work: a delivery process killed with SIGKILL halfway
-through a 5,000-member post resumes without re-sending what the relay accepted
-(except what was in flight), and two workers on PostgreSQL share one job."""
+through a 5,000-member post resumes at once (on SQLite and PostgreSQL alike: it
+takes back its own leases) without re-sending what the relay accepted (except what
+was in flight), and two workers on PostgreSQL share one job."""
 
 from __future__ import annotations
 
@@ -46,19 +47,17 @@ def start_server(config: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 @pytest.mark.slow
-async def test_sigkill_mid_job_resends_only_what_was_in_flight(
-    sqlite_url: str, tmp_path: Path
-) -> None:
+async def test_sigkill_mid_job_resends_only_what_was_in_flight(db_url: str, tmp_path: Path) -> None:
     relay = ScriptedRelay(pipelining=True, data_delay=0.002)
     await relay.start()
     # A lease of 10 minutes: the restart must take the dead process's rows back at once.
     delivery = smtp_delivery(relay, lease_seconds=600, connections=4)
-    settings = make_settings(sqlite_url, tmp_path / "var", delivery=delivery)
+    settings = make_settings(db_url, tmp_path / "var", delivery=delivery)
     engine, factory = prepare_database(settings)
     addresses = [f"member{i:05d}@agency{i % 13}.gov" for i in range(5000)]
     add_members(factory, addresses)
     job_id = enqueue_post(factory, settings)
-    config = write_config(tmp_path, sqlite_url, delivery)
+    config = write_config(tmp_path, db_url, delivery)
     log = tmp_path / "serve.log"
     server = start_server(config, log)
     try:
@@ -109,6 +108,58 @@ async def test_sigkill_mid_job_resends_only_what_was_in_flight(
     )
 
 
+@pytest.mark.slow
+async def test_sigkill_in_maildir_mode_leaves_no_duplicate_copy(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Copies written to the Maildir but not yet recorded as sent are written again
+    after the restart under the same names, so each member still has one file."""
+    delivery = {"transport": "maildir", "lease_seconds": 600}
+    settings = make_settings(db_url, tmp_path / "var", delivery=delivery)
+    engine, factory = prepare_database(settings)
+    addresses = [f"member{i:05d}@agency{i % 13}.gov" for i in range(5000)]
+    add_members(factory, addresses)
+    job_id = enqueue_post(factory, settings)
+    config = write_config(tmp_path, db_url, delivery)
+    new = tmp_path / "var" / "mail" / "new"
+    log = tmp_path / "serve.log"
+
+    def written() -> int:
+        return sum(1 for _ in os.scandir(new)) if new.exists() else 0
+
+    server = start_server(config, log)
+    try:
+        await wait_for(lambda: written() >= 1500, timeout=60, interval=0.01)
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=10)
+        with factory() as session:
+            recorded = session.scalar(select(func.count()).where(OutboxRecipient.state == "sent"))
+        files_at_kill = written()
+        assert recorded is not None and 0 < recorded < 5000, "the kill lands mid-job"
+        server = start_server(config, log)
+
+        def finished() -> bool:
+            with factory() as session:
+                job = session.get(OutboxJob, job_id)
+                return job is not None and job.completed_at is not None
+
+        await wait_for(finished, timeout=90)
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=20)
+        engine.dispose()
+    copies = Counter(
+        line.split(b":", 1)[1].strip().decode()
+        for path in new.iterdir()
+        for line in path.read_bytes().split(b"\n", 2)[:2]
+        if line.startswith(b"Delivered-To:")
+    )
+    assert set(copies) == set(addresses)
+    assert [a for a, n in copies.items() if n != 1] == []
+    print(f"\nkilled with {files_at_kill} copies written, {recorded} recorded as sent")
+
+
 @pytest.mark.postgres
 async def test_two_workers_on_postgresql_share_one_job_without_duplicates(
     db_url: str, tmp_path: Path
@@ -129,9 +180,11 @@ async def test_two_workers_on_postgresql_share_one_job_without_duplicates(
         def __init__(self, name: str, inner: SMTPRelay) -> None:
             self.name, self.inner = name, inner
 
-        async def send(self, sender: str, recipients: Any, message: bytes) -> SendResult:
+        async def send(
+            self, sender: str, recipients: Any, message: bytes, keys: Any = ()
+        ) -> SendResult:
             sent_by[self.name] += len(recipients)
-            return await self.inner.send(sender, recipients, message)
+            return await self.inner.send(sender, recipients, message, keys)
 
         async def close(self) -> None:
             await self.inner.close()

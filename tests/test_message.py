@@ -367,3 +367,19 @@ def test_no_text_part_gives_no_lines() -> None:
 )
 def test_auto_reply_reason(headers: list[str], envelope: str, expected: str | None) -> None:
     assert auto_reply_reason(msg(*headers), envelope) == expected
+
+
+def test_a_header_read_again_after_it_changed_is_read_afresh() -> None:
+    """Header text is remembered per message (every stage asks for the same few),
+    but beside the raw value it came from: a changed header is parsed again."""
+    m = parse_message(
+        b"From: Jane <jane@agency.gov>\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n\r\nx\r\n"
+    )
+    assert header_text(m, "Subject") == "café"
+    assert header_text(m, "subject") == "café"
+    del m["Subject"]
+    assert header_text(m, "Subject") == ""
+    m["Subject"] = "Records schedules"
+    assert header_text(m, "Subject") == "Records schedules"
+    m.replace_header("Subject", "Instagram archiving")
+    assert header_text(m, "Subject") == "Instagram archiving"

@@ -65,7 +65,7 @@ async def test_approve_by_reply_sends_the_post_to_the_members(db_url, tmp_path) 
         await reply(service, notice, "Approve", sender=MODERATOR)
         copy = await mail.next(READER, "Our new toolkit")
         assert "via SM-COP" in str(copy["From"])
-        answer = body_of(await mail.next(MODERATOR, "Re:"))
+        answer = body_of(await mail.next(MODERATOR, "the result of your reply"))
         assert f"Post {post_id} approved" in answer
         assert post_status(service, post_id) == PostStatus.ACCEPTED
         [entry] = audit_rows(service, "post-approved")
@@ -93,7 +93,7 @@ async def test_discard_by_reply_tells_nobody(db_url, tmp_path) -> None:
         mail = Mailbox(service)
         post_id, notice = await held_post(service, mail)
         await reply(service, notice, "discard", sender=MODERATOR)
-        await mail.next(MODERATOR, "Re:")
+        await mail.next(MODERATOR, "the result of your reply")
         assert post_status(service, post_id) == PostStatus.DISCARDED
         await mail.nothing_more(POSTER)
         await mail.nothing_more(READER)
@@ -109,7 +109,7 @@ async def test_a_reply_without_a_decision_changes_nothing_and_keeps_the_address_
         mail = Mailbox(service)
         post_id, notice = await held_post(service, mail)
         await reply(service, notice, "Thanks, looking at it now.", sender=MODERATOR)
-        answer = body_of(await mail.next(MODERATOR, "Re:"))
+        answer = body_of(await mail.next(MODERATOR, "the result of your reply"))
         assert "did not say what to do" in answer and "APPROVE" in answer
         assert post_status(service, post_id) == PostStatus.HELD
         # An autoresponder answering the notice is never taken for a decision either.
@@ -142,7 +142,7 @@ async def test_the_first_decision_wins_and_a_late_moderator_is_told_who(db_url, 
         await reply(service, notice, "approve", sender=MODERATOR)
         await mail.next(READER, "Our new toolkit")
         await reply(service, late_notice, "reject spam", sender=SECOND_MODERATOR)
-        late = body_of(await mail.next(SECOND_MODERATOR, "Re:"))
+        late = body_of(await mail.next(SECOND_MODERATOR, "the result of your reply"))
         assert f"Post {post_id} was already handled by {MODERATOR}." in late
         assert post_status(service, post_id) == PostStatus.ACCEPTED
         assert audit_rows(service, "post-rejected") == []
@@ -157,7 +157,7 @@ async def test_decision_sent_to_the_request_address_with_the_code_in_the_subject
         mail = Mailbox(service)
         post_id, notice = await held_post(service, mail)
         await reply(service, notice, "discard", sender=SECOND_MODERATOR, to=REQUEST)
-        await mail.next(SECOND_MODERATOR, "Re:")
+        await mail.next(SECOND_MODERATOR, "the result of your reply")
         assert post_status(service, post_id) == PostStatus.DISCARDED
         [entry] = audit_rows(service, "post-discarded")
         assert entry.actor == SECOND_MODERATOR
@@ -197,11 +197,11 @@ async def test_owner_approves_a_subscription_by_reply(db_url, tmp_path) -> None:
         assert member(service, PAT) is not None
         add = [a for a in audit_rows(service, "member-add") if a.target == PAT]
         assert [(a.actor, a.channel, a.auth) for a in add] == [(OWNER, "email", "confirmed-reply")]
-        answer = body_of(await mail.next(OWNER, "Re:"))
+        answer = body_of(await mail.next(OWNER, "the result of your reply"))
         assert f"{PAT} joined SM-COP" in answer
         # A second answer, after the first: told who handled it, nothing changes.
         await reply(service, notice, "reject", sender=OWNER)
-        late = body_of(await mail.next(OWNER, "Re:"))
+        late = body_of(await mail.next(OWNER, "the result of your reply"))
         assert f"was already handled by {OWNER}" in late
         assert member(service, PAT) is not None
 
@@ -225,7 +225,7 @@ async def test_owner_discards_a_subscription_by_reply_silently(db_url, tmp_path)
         mail = Mailbox(service)
         notice = await awaiting_approval(service, mail)
         await reply(service, notice, "discard", sender=OWNER)
-        await mail.next(OWNER, "Re:")
+        await mail.next(OWNER, "the result of your reply")
         await mail.nothing_more(PAT)
         with service.factory() as session:
             subscribe = session.scalar(

@@ -403,8 +403,13 @@ async def test_several_commands_share_one_confirmation_and_one_results_mail(
         assert member(service, "old@agency.gov") is None
         # The token was used: replying again does nothing more.
         await reply(service, confirmation, "", sender=OWNER)
-        again = body_of(await mail.next(OWNER, "Re: Re: SM-COP"))
+        answer = await mail.next(OWNER, "SM-COP: the result of your reply")
+        again = body_of(answer)
         assert "already been used" in again
+        assert "Re:" not in str(answer["Subject"])
+        # It names the address replied to and what the owner wrote, not "confirm <code>".
+        assert str(confirmation["Reply-To"]) in again and "> (your reply)" in again
+        assert "sm-cop-request@" not in again and "> confirm " not in again
 
 
 async def test_ok_with_the_code_in_the_subject_confirms_at_the_site_address(

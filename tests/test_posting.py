@@ -45,7 +45,7 @@ from tests.posting_helpers import (
     set_list,
 )
 
-FOIA = "may be released under the Freedom of Information Act"
+FOIA = "under the Freedom of Information Act (FOIA)"
 DIGEST = "dora.digest@agency.gov"
 NOMAIL = "ned.nomail@agency.gov"
 DISABLED = "dan.bouncing@agency.gov"
@@ -82,7 +82,7 @@ async def test_member_post_reaches_every_regular_member_once_decorated(service: 
     assert "sm-cop-request@lists.example.gov" in copy["List-Help"]
     assert copy["List-Owner"] == "<mailto:sm-cop-owner@lists.example.gov>"
     assert copy["List-Subscribe"] == "<mailto:sm-cop-join@lists.example.gov>"
-    assert copy["List-Archive"].endswith("/lists/sm-cop>")
+    assert copy["List-Archive"].endswith("/lists/sm-cop/archive>")
     assert copy["X-Loop"] == POSTING
     assert copy["Sender"] == "sm-cop-bounces@lists.example.gov"
     assert copy["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

@@ -323,3 +323,37 @@ def test_archive_cli_export_list_and_audit(
         event["detail"]["manifest_sha256"]
         == hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
     )
+
+
+def test_a_member_who_changed_address_is_one_recipient_under_the_new_address(
+    ctx_factory: Callable[..., Context], tmp_path: Path
+) -> None:
+    ctx = ctx_factory(now=T0 + timedelta(days=30))
+    mlist = get_list(ctx.session, "sm-cop")
+    assert mlist is not None
+    jane = roster.add_member(ctx.session, mlist, "jane@agency.gov", now=T0, actor=as_actor())
+    roster.add_member(ctx.session, mlist, "b@army.mil", now=T0, actor=as_actor())
+    add_post(ctx, mlist, 1, PostStatus.ACCEPTED, T0 + timedelta(hours=1), recipients=2)
+    roster.move_member(
+        ctx.session, mlist, jane, "jane@navy.mil", now=T0 + timedelta(hours=2), actor=as_actor()
+    )
+    add_post(ctx, mlist, 2, PostStatus.ACCEPTED, T0 + timedelta(hours=3), recipients=2)
+    ctx.session.commit()
+    out = tmp_path / "foia"
+    records.export_archive(
+        ctx.session, mlist, out, since=T0, until=T0 + timedelta(days=1), now=ctx.now
+    )
+    rows = json.loads((out / "manifest.json").read_text())["messages"]
+    files = {r["subject"]: r["recipients_file"] for r in rows}
+
+    def addresses(name: str) -> list[str]:
+        with (out / name).open() as handle:
+            return [r["address"] for r in csv.DictReader(handle)]
+
+    assert addresses(files["Post number 1"]) == ["b@army.mil", "jane@agency.gov"]
+    assert addresses(files["Post number 2"]) == ["b@army.mil", "jane@navy.mil"]
+    later = roster.members_at(ctx.session, mlist, T0 + timedelta(hours=3))
+    assert [e.address for e in later] == ["b@army.mil", "jane@navy.mil"]
+    assert roster.previous_keys(ctx.session, mlist, T0 + timedelta(hours=3)) == {
+        "jane@navy.mil": "jane@agency.gov"
+    }

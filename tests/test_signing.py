@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import base64
 import email.policy
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,8 @@ from listserv.app import Service, build_service
 from listserv.config import ConfigError, Settings
 from listserv.decorate import ListIdentity, decorate_post, personalize
 from listserv.signing import Signer
-from tests.conftest import make_message, make_settings, wait_for
+from tests.conftest import make_message, make_settings, shipped_config, wait_for
+from tests.dkim_keys import SELECTOR, dns_for
 from tests.relay_helpers import (
     DOMAIN,
     LIST,
@@ -28,48 +28,13 @@ from tests.relay_helpers import (
     enqueue_post,
     shared_copy,
     smtp_delivery,
+    toml_text,
 )
 
-SELECTOR = "lists2025"
 AUTH_RESULTS = (
     "lists.example.gov; spf=pass smtp.mailfrom=agency.gov;"
     " dkim=pass header.d=agency.gov; dmarc=pass header.from=agency.gov"
 )
-
-
-@pytest.fixture(scope="module")
-def key_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
-    """A fresh 2048-bit RSA key and its DNS TXT record (v=DKIM1; p=…)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("making a test key needs the openssl command")
-    key = tmp_path_factory.mktemp("dkim") / "private.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            str(key),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    public = subprocess.run(
-        ["openssl", "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
-
-
-def dns_for(record: bytes) -> Callable[..., bytes | None]:
-    def lookup(name: bytes, *args: Any, **kwargs: Any) -> bytes | None:
-        return record if name == f"{SELECTOR}._domainkey.lists.example.gov.".encode() else None
-
-    return lookup
 
 
 def signer_for(key: Path) -> Signer:
@@ -191,26 +156,100 @@ async def test_delivered_copies_are_signed_and_sealed(
         assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in data
 
 
-@pytest.mark.parametrize(
-    ("table", "key"),
-    [
-        ({"selector": "bad selector", "private_key_file": "k.pem"}, "dkim.selector"),
-        ({"selector": "s1"}, "dkim.private_key_file"),
-        ({"selector": "s1", "private_key_file": "missing.pem"}, "dkim.private_key_file"),
-        ({"selector": "s1", "private_key_file": "garbage.pem"}, "dkim.private_key_file"),
-        ({"selector": "s1", "private_key_file": "k.pem", "colour": 1}, "dkim.colour"),
-    ],
-)
+def make_keys(var: Path, rsa: Path) -> None:
+    """Keys that must be refused, beside a good RSA and Ed25519 key."""
+    var.mkdir(exist_ok=True)
+    shutil.copy(rsa, var / "k.pem")
+    (var / "garbage.pem").write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n")
+    (var / "a-directory.pem").mkdir()  # exists, cannot be read as a file
+    for name, args in {
+        "short.pem": ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:768"],
+        "ed.pem": ["-algorithm", "ED25519"],
+        "ec.pem": ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    }.items():
+        subprocess.run(
+            ["openssl", "genpkey", *args, "-out", str(var / name)], check=True, capture_output=True
+        )
+
+
+BAD_KEYS = [
+    ({"selector": "bad selector", "private_key_file": "k.pem"}, "dkim.selector", "DNS label"),
+    ({"selector": "s1"}, "dkim.private_key_file", "required"),
+    ({"selector": "s1", "private_key_file": "missing.pem"}, "dkim.private_key_file", "cannot read"),
+    (
+        {"selector": "s1", "private_key_file": "a-directory.pem"},
+        "dkim.private_key_file",
+        "cannot read",
+    ),
+    ({"selector": "s1", "private_key_file": "garbage.pem"}, "dkim.private_key_file", "not a PEM"),
+    ({"selector": "s1", "private_key_file": "short.pem"}, "dkim.private_key_file", "768 bits"),
+    ({"selector": "s1", "private_key_file": "ed.pem"}, "dkim.private_key_file", "not an RSA key"),
+    ({"selector": "s1", "private_key_file": "ec.pem"}, "dkim.private_key_file", "EC key"),
+    (
+        {"selector": "s1", "private_key_file": "k.pem", "ed25519_key_file": "k.pem"},
+        "dkim.ed25519_key_file",
+        "not an Ed25519 key",
+    ),
+    (
+        {"selector": "s1", "private_key_file": "k.pem", "ed25519_key_file": "none.pem"},
+        "dkim.ed25519_key_file",
+        "cannot read",
+    ),
+    (
+        {
+            "selector": "s1",
+            "private_key_file": "k.pem",
+            "ed25519_key_file": "ed.pem",
+            "ed25519_selector": "s1",
+        },
+        "dkim.ed25519_selector",
+        "other than",
+    ),
+    ({"selector": "s1", "private_key_file": "k.pem", "colour": 1}, "dkim.colour", ""),
+]
+
+
+@pytest.mark.parametrize(("table", "key", "words"), BAD_KEYS)
 def test_bad_signing_configuration_names_the_key(
-    table: dict[str, Any], key: str, sqlite_url: str, tmp_path: Path, key_pair: tuple[Path, bytes]
+    table: dict[str, Any],
+    key: str,
+    words: str,
+    sqlite_url: str,
+    tmp_path: Path,
+    key_pair: tuple[Path, bytes],
 ) -> None:
     var = tmp_path / "var"
-    var.mkdir()
-    shutil.copy(key_pair[0], var / "k.pem")
-    (var / "garbage.pem").write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n")
+    make_keys(var, key_pair[0])
     with pytest.raises(ConfigError) as caught:
         make_settings(sqlite_url, var, dkim=table)
     assert caught.value.key == key
+    assert words in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["short.pem", "ed.pem", "a-directory.pem"])
+def test_check_config_and_serve_refuse_a_bad_key_in_one_line(
+    name: str, tmp_path: Path, key_pair: tuple[Path, bytes]
+) -> None:
+    var = tmp_path / "var"
+    make_keys(var, key_pair[0])
+    data = shipped_config()
+    data["site"]["var_dir"] = str(var)
+    data["smtp"]["port"] = 0
+    data["dkim"] = {"selector": SELECTOR, "private_key_file": str(var / name)}
+    config = tmp_path / "listserv.toml"
+    config.write_text(toml_text(data))
+    for command in (["check-config"], ["serve", "--no-web"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "listserv", *command],
+            env={"LISTSERV_CONFIG": str(config), "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2, result
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert "dkim.private_key_file" in lines[0] and name in lines[0]
 
 
 def test_signing_is_off_unless_configured(sqlite_settings: Settings) -> None:

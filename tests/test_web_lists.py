@@ -57,7 +57,7 @@ def test_member_count_is_written_as_the_community_page_writes_it() -> None:
 async def test_root_redirects_to_the_lists(site: Site) -> None:
     response = await site.client.get("/")
     assert response.status_code == 302
-    assert response.headers["location"] == "/lists"
+    assert response.headers["location"] == site.settings.web.base_url + "/lists"
 
 
 async def test_lists_page_shows_public_lists_with_member_counts(tmp_path, db_url) -> None:
@@ -86,10 +86,13 @@ async def test_list_page_shows_description_count_rule_notice_and_a_labelled_form
     assert "Join 1,494 community members" in text
     assert "Only addresses at .gov or .mil domains" in text and "may join SM-COP" in text
     assert "Freedom of Information Act (FOIA)" in text
+    assert "An official website of the United States government" in response.text
     page = parse_page(response.text)
-    [form] = page.forms
+    form, leave = page.forms
     assert form["method"] == "post" and form["action"] == "/lists/sm-cop/join"
     assert set(form["fields"]) == {"name", "title", "address"}
+    assert leave["method"] == "post" and leave["action"] == "/lists/sm-cop/leave"
+    assert set(leave["fields"]) == {"leave_address"}
     for field in page.inputs:
         assert field["id"] in page.labels, f"input {field['id']} has no label"
     assert page.scripts == 0 and page.inline == 0
@@ -233,7 +236,7 @@ async def test_join_posts_from_other_sites_are_refused(site: Site, headers) -> N
 @pytest.mark.parametrize(
     "headers",
     [
-        {"Sec-Fetch-Site": "same-origin", "Origin": "null"},
+        {"Sec-Fetch-Site": "same-origin", "Origin": "http://127.0.0.1:8080"},
         {"Origin": "http://127.0.0.1:8080"},  # the configured base URL
         {"Origin": "http://127.0.0.1:8080", "Sec-Fetch-Site": "none"},
     ],

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from listserv.app import build_service
+from listserv.app import CannotListen, build_service
 from listserv.config import Settings
 from listserv.models import Member
 from listserv.tokens import unsubscribe_token
@@ -92,7 +92,7 @@ async def test_port_zero_serves_on_a_free_port_and_reports_it(settings: Settings
         await service.stop()
 
 
-async def test_a_web_port_in_use_fails_the_start_with_an_os_error(
+async def test_a_web_port_in_use_fails_the_start_naming_the_port(
     sqlite_settings: Settings,
 ) -> None:
     with socket.socket() as taken:
@@ -101,7 +101,7 @@ async def test_a_web_port_in_use_fails_the_start_with_an_os_error(
         port = taken.getsockname()[1]
         web = replace(sqlite_settings.web, port=port)
         service = build_service(replace(sqlite_settings, web=web), web=True)
-        with pytest.raises(OSError):
+        with pytest.raises(CannotListen, match=f"the web pages on 127.0.0.1:{port}"):
             await service.start()
         await service.stop()
 

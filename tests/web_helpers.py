@@ -33,11 +33,12 @@ from listserv.app import Service, build_service, prepare_database
 from listserv.config import Settings
 from listserv.context import Context
 from listserv.lists import get_list
-from listserv.models import Base, Member, OutboxJob, OutboxRecipient
+from listserv.models import Base, Member, OutboxJob, OutboxRecipient, OutboxState
 from listserv.templates import Templates
 from listserv.tokens import find_token, unsubscribe_token
 from listserv.web import create_app
 from tests.actors import as_actor
+from tests.conftest import wait_for
 
 CLIENT = ("203.0.113.7", 50000)
 LIST_PATH = "/lists/sm-cop"
@@ -80,6 +81,24 @@ def snapshot(factory: sessionmaker[Session]) -> dict[str, list[tuple[Any, ...]]]
             )
             for table in Base.metadata.sorted_tables
         }
+
+
+async def settled_snapshot(factory: sessionmaker[Session]) -> dict[str, list[tuple[Any, ...]]]:
+    """A snapshot once the running service's delivery workers have sent what was queued.
+
+    With a live service the confirmation a test queued moves from queued to
+    active to sent on its own; comparing before and after must not see that.
+    """
+    moving = (OutboxState.QUEUED, OutboxState.ACTIVE, OutboxState.DEFERRED)
+
+    def settled() -> bool:
+        with factory() as session:
+            return not session.scalars(
+                select(OutboxRecipient.id).where(OutboxRecipient.state.in_(moving)).limit(1)
+            ).first()
+
+    await wait_for(settled, timeout=30.0)
+    return snapshot(factory)
 
 
 def add_member(site: Site, address: str, name: str = "") -> tuple[int, str]:

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The archive as records: export a period for a records request, purge, delete posts.
+"""The archive as records: export a period, purge, delete posts, import an old archive.
 
 Owners export and delete their list's posts; the retention purge of every
 list at once is the site's. Every deletion is refused under a legal hold and
@@ -9,7 +9,7 @@ export is audited with its period, totals and the manifest's SHA-256.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -19,6 +19,8 @@ from listserv import audit
 from listserv.actors import Actor
 from listserv.acts.errors import Invalid, NotFound
 from listserv.acts.permissions import Need, require
+from listserv.archive import importers
+from listserv.archive import index as archive_index
 from listserv.context import Context
 from listserv.models import MailingList, Post, PostStatus
 from listserv.records import export, retention
@@ -99,3 +101,62 @@ def delete_posts(
             f"no post {', '.join(map(str, missing))} on {mlist.display_name}", field="id"
         )
     return retention.delete_posts(ctx, actor, mlist, sorted(found), reason=reason)
+
+
+#: An import this large refreshes the planner's statistics when it ends.
+ANALYZE_AFTER = 1000
+
+
+def import_archive(
+    ctx: Context,
+    actor: Actor,
+    mlist: MailingList,
+    files: Sequence[Path],
+    *,
+    dry_run: bool = False,
+    progress: Callable[[int], None] = lambda read: None,
+) -> importers.ImportResult:
+    """An old archive's messages (mbox or LISTSERV notebooks) as accepted posts.
+
+    All of it happens in the caller's one transaction: an import that fails
+    leaves nothing behind. `progress` hears the bytes read so far.
+    """
+    require(ctx.session, actor, mlist, Need.MANAGE)
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise Invalid(f"no such file: {', '.join(missing)}", field="file")
+    importer = importers.Importer(ctx.session, mlist, ctx.now, actor.address, dry_run=dry_run)
+    done = 0
+    for path in files:
+        end = 0
+        for entry in importers.read_archive(path):
+            importer.add(entry)
+            end = entry.end
+            progress(done + end)
+        done += path.stat().st_size
+        progress(done)
+    result = importer.finish()
+    if result.imported >= ANALYZE_AFTER and not dry_run:
+        archive_index.analyze(ctx.session)
+    if not dry_run:
+        audit.record_act(
+            ctx.session,
+            actor,
+            "archive-import",
+            list_name=mlist.name,
+            target=mlist.name,
+            source=ctx.source,
+            detail={
+                "files": [str(f.resolve()) for f in files],
+                **result.as_dict(),
+                "unreadable": [u.as_dict() for u in result.unreadable[:1000]],
+            },
+            at=ctx.now,
+        )
+    return result
+
+
+def reindex(ctx: Context, actor: Actor, mlist: MailingList) -> int:
+    """Archive entries for accepted posts that have none (posts from before the web archive)."""
+    require(ctx.session, actor, mlist, Need.MANAGE)
+    return archive_index.reindex(ctx.session, mlist.id)

@@ -54,6 +54,7 @@ def ban(
     )
     ctx.session.add(stored_ban)
     ctx.session.flush()
+    ctx.memo.bans.clear()  # the batch's later messages see the new ban
     audit.record_act(
         ctx.session,
         actor,
@@ -89,6 +90,7 @@ def unban(ctx: Context, actor: Actor, mlist: MailingList | None, pattern: str) -
     before = _view(found, mlist)
     ctx.session.delete(found)
     ctx.session.flush()
+    ctx.memo.bans.clear()
     audit.record_act(
         ctx.session,
         actor,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from listserv import notices, roster
+from listserv import notices, owner_notices, roster, staff_notices
 from listserv.actors import Actor, Auth
 from listserv.acts.members import change_fields, enable_delivery
 from listserv.confirmations.pending import confirm_address, new_request, settle
@@ -27,6 +27,7 @@ from listserv.models import (
     Role,
 )
 from listserv.outcomes import Outcome
+from listserv.webhooks import events as webhook_events
 
 #: How long the reply-to-decide address in an approval notice works.
 APPROVAL_REPLY_EXPIRY = timedelta(days=14)
@@ -34,9 +35,20 @@ APPROVAL_REPLY_EXPIRY = timedelta(days=14)
 #: SET options a member confirms for themselves, and the delivery each means.
 OPTION_MODES: dict[str, DeliveryMode] = {
     "digest": DeliveryMode.DIGEST,
+    "digest mime": DeliveryMode.DIGEST,
+    "digest plain": DeliveryMode.DIGEST,
     "nomail": DeliveryMode.NOMAIL,
     "mail": DeliveryMode.REGULAR,
 }
+#: The digest format an option sets, when it names one.
+OPTION_FORMATS = {"digest mime": "mime", "digest plain": "plain"}
+
+
+def _how(actor: Actor, request: PendingRequest) -> str:
+    """By which way someone joined, as the owners' notice says it."""
+    if actor.address.lower() != request.address.lower():
+        return f"approved by {actor.address}"
+    return f"confirmed by {actor.channel.value}"
 
 
 def token_holder(request: PendingRequest, actor: Actor) -> Actor:
@@ -64,6 +76,15 @@ def admit(ctx: Context, actor: Actor, mlist: MailingList, request: PendingReques
     notices.send_notice(
         ctx, "welcome.txt.j2", member.address, mlist=mlist, member_name=member.display_name
     )
+    owner_notices.roster_changed(
+        ctx,
+        mlist,
+        member.address,
+        owner_notices.JOINED,
+        how=_how(actor, request),
+        name=member.display_name,
+        title=member.job_title,
+    )
     return Outcome.done(f"{member.address} joined {mlist.display_name}.", notified=True)
 
 
@@ -77,8 +98,15 @@ def confirm_join(
     if not payload.get("needs_approval"):
         return admit(ctx, token_holder(request, actor), mlist, request)
     request.status = RequestStatus.AWAITING_APPROVAL
+    webhook_events.queue_event(
+        ctx.session,
+        webhook_events.REQUEST_CREATED,
+        mlist.name,
+        {"request": request.id, "address": request.address},
+        ctx.now,
+    )
     # The owners decide by replying: their own token, naming this request.
-    _, ask_token = new_request(
+    ask, ask_token = new_request(
         ctx,
         mlist,
         RequestKind.MODERATE_REQUEST,
@@ -86,21 +114,25 @@ def confirm_join(
         {"request_id": request.id},
         expires_at=ctx.now + APPROVAL_REPLY_EXPIRY,
     )
-    for owner in roster.members(ctx.session, mlist, Role.OWNER):
-        notices.send_notice(
-            ctx,
-            "approval_needed.txt.j2",
-            owner.address,
-            mlist=mlist,
-            reply_to=confirm_address(mlist, ask_token),
-            token=ask_token,
-            confirm_address=confirm_address(mlist, ask_token),
-            expiry_days=APPROVAL_REPLY_EXPIRY.days,
-            request_id=request.id,
-            address=request.address,
-            name=str(payload.get("name", "")),
-            title=str(payload.get("title", "")),
-        )
+
+    def tell_owners() -> None:
+        for owner in roster.members(ctx.session, mlist, Role.OWNER):
+            notices.send_notice(
+                ctx,
+                "approval_needed.txt.j2",
+                owner.address,
+                mlist=mlist,
+                reply_to=confirm_address(mlist, ask_token),
+                token=ask_token,
+                confirm_address=confirm_address(mlist, ask_token),
+                expiry_days=APPROVAL_REPLY_EXPIRY.days,
+                request_id=request.id,
+                address=request.address,
+                name=str(payload.get("name", "")),
+                title=str(payload.get("title", "")),
+            )
+
+    staff_notices.announce(ctx, mlist, ask, tell_owners)  # coalesced per list
     notices.send_notice(ctx, "awaiting_approval.txt.j2", request.address, mlist=mlist)
     return Outcome.pending(
         f"{request.address} confirmed; an owner of {mlist.display_name} will review it.",
@@ -124,6 +156,9 @@ def confirm_leave(
         now=ctx.now,
     )
     notices.send_notice(ctx, "goodbye.txt.j2", request.address, mlist=mlist)
+    owner_notices.roster_changed(
+        ctx, mlist, request.address, owner_notices.LEFT, how=f"confirmed by {actor.channel.value}"
+    )
     return Outcome.done(f"{request.address} left {mlist.display_name}.", notified=True)
 
 
@@ -140,7 +175,10 @@ def confirm_option(
         token_holder(request, actor),
         mlist,
         member,
-        {"delivery_mode": OPTION_MODES[option]},
+        {
+            "delivery_mode": OPTION_MODES[option],
+            **({"digest_format": OPTION_FORMATS[option]} if option in OPTION_FORMATS else {}),
+        },
     )
     return Outcome.done(f"{member.address}: {option.upper()} is now set on {mlist.display_name}.")
 

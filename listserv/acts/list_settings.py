@@ -14,10 +14,13 @@ from typing import Any
 
 from listserv.acts.errors import Invalid
 from listserv.config import (
+    ARCHIVE_ACCESS,
     DELIVERY_STYLES,
+    DIGEST_SCHEDULES,
     DMARC_MITIGATIONS,
     INELIGIBLE_POLICIES,
     NON_MEMBER_ACTIONS,
+    NOTIFY_OWNERS,
     ORIGINAL_SENDER_HEADERS,
     REVIEW_POLICIES,
     ListSettings,
@@ -38,6 +41,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "original_sender_header": ORIGINAL_SENDER_HEADERS,
     "delivery_style": DELIVERY_STYLES,
     "review_policy": REVIEW_POLICIES,
+    "notify_owners": NOTIFY_OWNERS,
+    "archive_access": ARCHIVE_ACCESS,
+    "digest_schedule": DIGEST_SCHEDULES,
 }
 POSITIVE = frozenset({"confirm_expiry_hours"})
 LOWER_CASE_LISTS = frozenset({"eligible_domains", "allowed_addresses", "allowed_domains"})
@@ -61,7 +67,8 @@ def settable_fields() -> tuple[str, ...]:
     return (*SYNCED_FIELDS, *STATE_FIELDS)
 
 
-def _kind(key: str) -> type:
+def kind_of(key: str) -> type:
+    """The Python type of a setting's value (bool, int, float, tuple or str)."""
     if key in STATE_FIELDS:
         return bool
     spec = ListSettings.__dataclass_fields__[key]
@@ -91,7 +98,7 @@ def parse_setting(key: str, text: str) -> Any:
         raise Invalid(
             f"{key} is not a list setting (one of: {', '.join(settable_fields())})", field=key
         )
-    kind = _kind(key)
+    kind = kind_of(key)
     if kind is bool:
         return parse_bool(text, key)
     if kind is int:
@@ -99,6 +106,8 @@ def parse_setting(key: str, text: str) -> Any:
             number = int(text.strip())
         except ValueError:
             raise Invalid(f"{key} must be a whole number, not {text!r}", field=key) from None
+        if key == "digest_hour" and number > 23:
+            raise Invalid("digest_hour must be an hour from 0 to 23 (UTC)", field=key)
         if number < 0 or (key in POSITIVE and number == 0):
             raise Invalid(
                 f"{key} must be {'greater than zero' if key in POSITIVE else '0 or more'}",

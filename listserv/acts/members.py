@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from listserv import bans, notices, roster
-from listserv.actors import Actor
+from listserv import bans, notices, owner_notices, roster
+from listserv.actors import Actor, Auth
 from listserv.acts.errors import Conflict, Invalid, NotFound
 from listserv.acts.permissions import Need, require, require_self_or
 from listserv.bounces.warnings import cancel_bounce_requests
@@ -137,6 +137,10 @@ def remove_member(
     )
     if goodbye:
         notices.send_notice(ctx, "goodbye.txt.j2", removed, mlist=mlist)
+    if role == Role.MEMBER and actor.address.lower() == removed.lower():
+        # A member leaving on their own (the one-click link): owners hear of it.
+        how = "one-click link" if actor.auth == Auth.ONE_CLICK else actor.channel.value
+        owner_notices.roster_changed(ctx, mlist, removed, owner_notices.LEFT, how=how)
     return removed
 
 

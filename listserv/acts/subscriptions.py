@@ -22,6 +22,7 @@ from listserv.confirmations.pending import confirm_address, confirm_links, new_r
 from listserv.context import Context
 from listserv.eligibility import Eligible, Ineligible, check_address, check_from_header
 from listserv.lists import eligibility_rule
+from listserv.mailbox import canonical_address
 from listserv.models import Channel, IneligiblePolicy, MailingList, RequestKind
 from listserv.outcomes import Outcome
 
@@ -116,6 +117,7 @@ def request_join(ctx: Context, actor: Actor, mlist: MailingList, requester: Requ
         address = verdict.address if not requester.address else requester.address.strip()
         if requester.from_header:
             address = getaddresses([requester.from_header])[0][1] or verdict.address
+        address = canonical_address(address)  # stored, matched and mailed as folded
 
     if bans.is_banned(ctx, mlist, address):
         _audit(ctx, actor, mlist, "subscribe-refused", address, "banned")

@@ -10,6 +10,11 @@ becomes a post or a command. Bounce-shaped mail that cannot be read is kept
 for the owners (and forwarded to them when the list's
 `bounce_forward_unrecognised` is on).
 
+Each event is scored as it is recorded, in the same transaction
+(`scoring.score_events`), so a member's score moves within a second of the
+bounce's 250; disabling follows the list's threshold at once, warnings and
+removal the list's schedule (the periodic job).
+
 What it trusts: nothing in a bounce. Anyone can mail the bounces address, so a
 DSN's addresses only ever touch members of that list, VERP addresses only
 their own member, and probe tokens are random and stored hashed.
@@ -26,6 +31,7 @@ from listserv import roster
 from listserv.addresses import verp_decode
 from listserv.bounces.events import UNRECOGNISED, BounceSource, record_bounce
 from listserv.bounces.probes import PROBE_PREFIX, settle_request
+from listserv.bounces.scoring import score_events
 from listserv.context import Context
 from listserv.dsn import BouncedRecipient, BounceKind, BounceReport, parse_bounce
 from listserv.message import ROBOT_LOCAL_PARTS
@@ -145,7 +151,7 @@ def _record(
     source: BounceSource,
     delivery: Delivery,
 ) -> None:
-    record_bounce(
+    event = record_bounce(
         ctx.session,
         list_id=mlist.id,
         member_id=member.id,
@@ -158,6 +164,7 @@ def _record(
         inbound_id=delivery.inbound.id,
         at=ctx.now,
     )
+    score_events(ctx, [event])
 
 
 def _looks_like_a_bounce(delivery: Delivery) -> bool:

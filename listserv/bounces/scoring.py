@@ -1,5 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Scoring: unprocessed bounce events become member scores, and scores disable delivery.
+"""Scoring: bounce events become member scores, and scores disable delivery.
+
+An event is scored as it is recorded (`score_events`): a DSN in the transaction
+that processes it, within a second of its 250, and a relay's refusal in the one
+that settles the delivery, as Mailman and Sympa do. The periodic job keeps the
+steps that depend on time passing — probes that never bounced, stale scores,
+warnings and removal — and scores any event still unprocessed (one written by a
+worker that does not score).
 
 A permanent bounce adds 1, a temporary one `bounce_temporary_score`, at most
 once a calendar day (UTC); a score with no bounce for
@@ -36,13 +43,28 @@ _BATCH = 500
 
 
 def housekeeping(ctx: Context) -> int:
-    """The periodic job: score new bounce events, then warn or remove disabled members."""
+    """The periodic job: the time-based steps of scoring, then warn or remove disabled members."""
     ctx = bounce_context(ctx)
     return score_bounces(ctx) + send_warnings(ctx)
 
 
+def score_events(ctx: Context, events: Sequence[BounceEvent]) -> int:
+    """Score events just recorded in this session, in its transaction; how many were scored."""
+    ctx = bounce_context(ctx)
+    lists: dict[int, MailingList | None] = {}
+    policy_lists: set[int] = set()
+    waiting = [e for e in events if not e.processed]
+    ctx.session.flush()
+    _process(ctx, waiting, lists, policy_lists)
+    _alert(ctx, lists, policy_lists)
+    return len(waiting)
+
+
 def score_bounces(ctx: Context, now: datetime | None = None) -> int:
-    """Process every unprocessed bounce event; returns how many were processed."""
+    """Settle expired probes, score any event still unprocessed, reset stale scores.
+
+    Returns how many events were scored here (events scored on arrival are not).
+    """
     ctx = bounce_context(ctx, now)
     lists: dict[int, MailingList | None] = {}
     settle_probes(ctx, lists)
@@ -58,29 +80,45 @@ def score_bounces(ctx: Context, now: datetime | None = None) -> int:
         ).all()
         if not events:
             break
-        members = _members_of(ctx, events)
-        with ctx.session.no_autoflush:  # one flush per batch, not one per event
-            for event in events:
-                event.processed = True
-                processed += 1
-                mlist = list_by_id(ctx, lists, event.list_id)
-                if mlist is None:
-                    continue
-                if event.kind == BounceKind.POLICY:
-                    policy_lists.add(mlist.id)
-                    continue
-                member = members.get(event.member_id or (mlist.id, event.address_key))
-                if member is None or member.list_id != mlist.id:
-                    continue  # they left, or never were a member
-                event.member_id = member.id
-                _score(ctx, mlist, member, event)
-        ctx.session.flush()
+        _process(ctx, events, lists, policy_lists)
+        processed += len(events)
+    _alert(ctx, lists, policy_lists)
+    _reset_stale(ctx)
+    return processed
+
+
+def _process(
+    ctx: Context,
+    events: Sequence[BounceEvent],
+    lists: dict[int, MailingList | None],
+    policy_lists: set[int],
+) -> None:
+    """Mark `events` processed and score each against its member; one flush for all."""
+    if not events:
+        return
+    members = _members_of(ctx, events)
+    with ctx.session.no_autoflush:  # one flush per batch, not one per event
+        for event in events:
+            event.processed = True
+            mlist = list_by_id(ctx, lists, event.list_id)
+            if mlist is None:
+                continue
+            if event.kind == BounceKind.POLICY:
+                policy_lists.add(mlist.id)
+                continue
+            member = members.get(event.member_id or (mlist.id, event.address_key))
+            if member is None or member.list_id != mlist.id:
+                continue  # they left, or never were a member
+            event.member_id = member.id
+            _score(ctx, mlist, member, event)
+    ctx.session.flush()
+
+
+def _alert(ctx: Context, lists: dict[int, MailingList | None], policy_lists: set[int]) -> None:
     for list_id in sorted(policy_lists):
         mlist = lists.get(list_id)
         if mlist is not None:
             policy_alert(ctx, mlist)
-    _reset_stale(ctx)
-    return processed
 
 
 def _members_of(ctx: Context, events: Sequence[BounceEvent]) -> dict[int | tuple[int, str], Member]:

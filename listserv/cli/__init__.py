@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+import click
 import typer
 
 from listserv.acts.errors import ActError
@@ -19,9 +20,13 @@ from listserv.cli.audit_cmds import show_audit
 from listserv.cli.bans_cmds import app as bans_app
 from listserv.cli.bounces_cmds import app as bounces_app
 from listserv.cli.common import CLIError, fail
+from listserv.cli.digests_cmds import app as digests_app
 from listserv.cli.held_cmds import app as held_app
 from listserv.cli.outbox_cmds import app as outbox_app
 from listserv.cli.owners_cmds import app as owners_app
+from listserv.cli.postfix_cmd import postfix_maps_command
+from listserv.cli.tokens_cmds import app as tokens_app
+from listserv.cli.tokens_cmds import webhooks_app
 from listserv.cli.web_cmd import web as web_command
 from listserv.config import ConfigError
 
@@ -29,7 +34,7 @@ app = typer.Typer(
     name="listserv",
     help="Mailing lists for government communities of practice.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 app.command("serve")(serve_cmd.serve)
@@ -46,12 +51,28 @@ app.add_typer(bounces_app, name="bounces")
 app.add_typer(bans_app, name="bans")
 app.add_typer(owners_app, name="owners")
 app.add_typer(archive_app, name="archive")
+app.add_typer(digests_app, name="digests")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(webhooks_app, name="webhooks")
 app.command("audit")(show_audit)
+app.command("postfix-maps")(postfix_maps_command)
 
 
 def main() -> None:
     try:
-        app()
+        code = app(standalone_mode=False)
+    except click.UsageError as exc:
+        # One line, like every other error; exit 2 as usage errors always have.
+        where = exc.ctx.command_path if exc.ctx is not None else "listserv"
+        message = exc.format_message()
+        if message.count("Did you mean") > 1:  # Typer and click both suggest
+            message = message[: message.rfind(" (Did you mean")]
+        message = message.rstrip(".")
+        fail(f"{message}; see `{where} --help`", code=2)
+    except click.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        fail(exc.format_message(), code=exc.exit_code)
     except ConfigError as exc:
         fail(f"config error: {exc}", code=2)
     except CLIError as exc:
@@ -60,3 +81,5 @@ def main() -> None:
         fail(exc.message)
     except KeyboardInterrupt:
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

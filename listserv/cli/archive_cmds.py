@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""`listserv archive list|export|purge|delete`: the list's records on the host.
+"""`listserv archive list|export|purge|delete|import|reindex`: the list's records on the host.
 
 `export` writes a FOIA-ready directory (records.py); `purge` applies each
 list's retention period now (the service also does it hourly); `delete`
@@ -13,10 +13,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
 
 from listserv.acts import archive
-from listserv.cli.common import CLIError, actor, console, emit, open_context, require_list
+from listserv.cli.common import (
+    CLIError,
+    actor,
+    console,
+    emit,
+    errors,
+    open_context,
+    require_list,
+)
 from listserv.cli.options import JsonOption, ListArgument, parse_when
 from listserv.lists import get_list
 from listserv.models import Post, PostStatus
@@ -226,3 +235,69 @@ def delete(
                 raise CLIError("nothing was deleted (confirm, or pass --yes)")
         count = archive.delete_posts(ctx, actor(), mlist, sorted(found), reason=reason)
     console.print(f"deleted {count} post(s) from {list_name}", highlight=False)
+
+
+@app.command("import")
+def import_archive(
+    list_name: ListArgument,
+    files: Annotated[
+        list[Path],
+        typer.Argument(metavar="FILE...", help="mbox files or LISTSERV notebooks (LIST.LOGyymm)."),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Read and count; write nothing.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Bring an old archive in as accepted posts: dates, senders, Message-IDs, threads kept.
+
+    A Message-ID the list already has is skipped; an entry without a sender or
+    date is reported with its file and position and not imported. The whole
+    import is one transaction: if it stops, nothing of it stays.
+    """
+    total = sum(f.stat().st_size for f in files if f.is_file())
+    bar = Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+        disable=not errors.is_terminal,
+    )
+    with open_context() as ctx, bar:
+        mlist = require_list(ctx.session, list_name)
+        task = bar.add_task("importing", total=total)
+        result = archive.import_archive(
+            ctx,
+            actor(),
+            mlist,
+            files,
+            dry_run=dry_run,
+            progress=lambda read: bar.update(task, completed=read),
+        )
+        if dry_run:
+            ctx.session.rollback()
+    if as_json:
+        emit([result.as_dict()], [], as_json=True)
+        return
+    for bad in result.unreadable:
+        errors.print(
+            f"{bad.source}: entry {bad.position} (line {bad.line}) unreadable: {bad.reason}",
+            highlight=False,
+        )
+    verb = "would import" if dry_run else "imported"
+    console.print(
+        f"{verb} {result.imported}, skipped {result.skipped} already archived, "
+        f"{len(result.unreadable)} unreadable",
+        highlight=False,
+    )
+
+
+@app.command("reindex")
+def reindex(list_name: ListArgument) -> None:
+    """Build archive pages and search entries for accepted posts that have none."""
+    with open_context() as ctx:
+        mlist = require_list(ctx.session, list_name)
+        count = archive.reindex(ctx, actor(), mlist)
+    console.print(f"archived {count} post(s) of {list_name} for the web", highlight=False)

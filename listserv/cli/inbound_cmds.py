@@ -33,11 +33,14 @@ def list_inbound(
                 "to": ", ".join(m.rcpt_tos),
                 "size": m.size,
                 "status": m.status,
+                "worker": m.lease_owner,  # who holds it, or who processed it
+                "leased_until": m.lease_until,
                 "reason": m.reason,
             }
             for m in ctx.session.scalars(stmt)
         ]
-    emit(rows, ["id", "received", "from", "to", "size", "status", "reason"], as_json=as_json)
+    columns = ["id", "received", "from", "to", "size", "status", "worker", "reason"]
+    emit(rows, columns, as_json=as_json)
 
 
 @app.command("retry")

@@ -75,7 +75,8 @@ def show(name: str, as_json: JsonOption = False) -> None:
     for key, value in row.items():
         if isinstance(value, list):
             value = ", ".join(str(v) for v in value) or "-"
-        console.print(f"[bold]{key.replace('_', ' ')}[/bold]: {value}", highlight=False)
+        # The key as `lists set` takes it: what is shown is what can be typed.
+        console.print(f"[bold]{key}[/bold]: {value}", highlight=False)
 
 
 @app.command("create")

@@ -10,8 +10,11 @@ writes the roster as CSV (`roster.export`).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -25,16 +28,18 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
-from sqlalchemy import select
 
 from listserv.acts import imports
 from listserv.cli.common import CLIError, actor, console, errors, open_context, require_list
-from listserv.models import Member, Role
-from listserv.roster.export import write_export
-from listserv.roster.files import FORMATS, RosterFile, RosterFileError, decode
+from listserv.models import Role
+from listserv.roster.export import roster_rows, write_export
+from listserv.roster.files import FORMATS, RosterFile, RosterFileError
 from listserv.roster.plan import ImportPlan
 
 ROLES = [r.value for r in Role]
+
+#: `members import`'s exit status when some lines were refused (the rest were added).
+REFUSED_EXIT = 3
 
 
 class _Bars:
@@ -47,7 +52,7 @@ class _Bars:
         self.done = 0
 
     def checked(self, lines: int) -> None:
-        self.progress.advance(self.checking, lines)
+        self.progress.update(self.checking, completed=lines)
 
     def adding(self, total: int) -> None:
         self.inserting = self.progress.add_task("adding", total=total)
@@ -65,7 +70,6 @@ def _progress() -> Progress:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=errors,
-        transient=True,
         disable=not errors.is_terminal,
     )
 
@@ -97,19 +101,41 @@ def import_members(
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Add members from a file: all lines or none, with a count and every refused line."""
+    """Add members from a file, with a count and every line not imported.
+
+    Good lines are added in one transaction even when others are refused; the
+    exit status is then 3, so a script can tell (0: every line imported or
+    already a member; 1: nothing was done).
+    """
     fmt = fmt.strip().lower()
     if fmt != "auto" and fmt not in FORMATS:
         raise CLIError(f"--format must be auto or one of {', '.join(FORMATS)}")
-    try:
-        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
-    except OSError as exc:
-        raise CLIError(f"cannot read {file}: {exc.strerror or exc}") from None
-    try:
-        source = RosterFile(decode(data), fmt)
-    except RosterFileError as exc:
-        raise CLIError(f"{file}: {exc}") from None
-    del data
+    with contextlib.ExitStack() as stack:
+        path = Path(file)
+        if file == "-":  # read twice (encoding, then records): spool standard input
+            spool = stack.enter_context(tempfile.NamedTemporaryFile(prefix="listserv-import-"))
+            shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+            spool.flush()
+            path = Path(spool.name)
+        try:
+            source = RosterFile.from_path(path, fmt)
+        except OSError as exc:
+            raise CLIError(f"cannot read {file}: {exc.strerror or exc}") from None
+        except RosterFileError as exc:
+            raise CLIError(f"{file}: {exc}") from None
+        _import(list_name, file, source, force, welcome, dry_run, audit_each, as_json)
+
+
+def _import(
+    list_name: str,
+    file: str,
+    source: RosterFile,
+    force: bool,
+    welcome: bool,
+    dry_run: bool,
+    audit_each: bool,
+    as_json: bool,
+) -> None:
     options = imports.ImportOptions(
         force=force, welcome=welcome, dry_run=dry_run, audit_each=audit_each, label=file
     )
@@ -119,6 +145,8 @@ def import_members(
             bars = _Bars(progress, source.size)
             plan = imports.import_members(ctx, actor(), mlist, source, options, bars)
     _report_import(plan, mlist_name=list_name, dry_run=dry_run, as_json=as_json)
+    if plan.refused:
+        raise typer.Exit(code=REFUSED_EXIT)
 
 
 def _report_import(plan: ImportPlan, *, mlist_name: str, dry_run: bool, as_json: bool) -> None:
@@ -136,6 +164,11 @@ def _report_import(plan: ImportPlan, *, mlist_name: str, dry_run: bool, as_json:
         + (f"; {plan.ignored} header/footer lines ignored" if plan.ignored else ""),
         highlight=False,
     )
+    report_problems(plan)
+
+
+def report_problems(plan: ImportPlan) -> None:
+    """Every refused or duplicate line, with its reason."""
     problems = sorted([*plan.refused, *plan.duplicates], key=lambda p: p.line)
     if problems:
         table = Table(title="Lines not imported")
@@ -160,15 +193,7 @@ def export_members(
         raise CLIError(f"--role must be one of {', '.join(ROLES)}")
     with open_context() as ctx:
         mlist = require_list(ctx.session, list_name)
-        stmt = (
-            select(Member)
-            .where(Member.list_id == mlist.id)
-            .order_by(Member.address_key, Member.role)
-            .execution_options(yield_per=2000)
-        )
-        if role:
-            stmt = stmt.where(Member.role == Role(role))
-        rows = ctx.session.scalars(stmt)
+        rows = roster_rows(ctx.session, mlist.id, Role(role) if role else None)
         if out is None:
             write_export(rows, sys.stdout)
             return

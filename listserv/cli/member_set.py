@@ -22,6 +22,16 @@ from listserv.cli.options import parse_when
 from listserv.models import DeliveryMode, DeliveryStatus, Role
 
 ROLES = [r.value for r in Role]
+#: Column names as the options that set them call them.
+FIELD_WORDS = {
+    "delivery_mode": "delivery",
+    "delivery_status": "status",
+    "display_name": "name",
+    "job_title": "title",
+    "moderated_until": "moderated",
+    "suspended_until": "suspended",
+    "conduct_note": "note",
+}
 DELIVERY_WORDS = {
     "mail": DeliveryMode.REGULAR,
     "regular": DeliveryMode.REGULAR,
@@ -126,8 +136,10 @@ def set_member(
         if not changed:
             console.print(f"{member.address}: nothing changed", highlight=False)
             return
+        words = sorted({FIELD_WORDS.get(field, field) for field in changed})
         console.print(
-            f"{member.address} on {mlist.display_name}: changed {', '.join(sorted(changed))}; "
-            f"now {member.delivery_mode}, {member.delivery_status}; {conduct.describe(member)}",
+            f"{member.address} on {mlist.display_name}: changed {', '.join(words)}; "
+            f"now {DeliveryMode(member.delivery_mode).word}, {member.delivery_status}; "
+            f"{conduct.describe(member)}",
             highlight=False,
         )

@@ -9,6 +9,8 @@ would. `set` is in `member_set.py`, `import` and `export` in
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -19,7 +21,7 @@ from sqlalchemy import select
 from listserv import conduct, roster
 from listserv.acts import members
 from listserv.acts.errors import Invalid
-from listserv.cli import member_files, member_set
+from listserv.cli import member_files, member_set, member_sync
 from listserv.cli.common import (
     CLIError,
     actor,
@@ -28,25 +30,24 @@ from listserv.cli.common import (
     open_context,
     require_list,
 )
+from listserv.cli.member_listing import (
+    COLUMNS,
+    Format,
+    longest_address,
+    member_row,
+    shown_row,
+    write_csv,
+    write_plain,
+    write_table,
+)
 from listserv.cli.options import parse_when
-from listserv.models import AuditEvent, Member, MembershipEvent, Role
+from listserv.models import AuditEvent, DeliveryMode, Role
+from listserv.roster.export import roster_rows, write_json
 
 app = typer.Typer(help="Members, owners and moderators of a list.", no_args_is_help=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ROLES = [r.value for r in Role]
-
-
-def member_row(member: Member) -> dict[str, Any]:
-    return {
-        "address": member.address,
-        "name": member.display_name,
-        "title": member.job_title,
-        "role": member.role,
-        "delivery": member.delivery_mode,
-        "status": member.delivery_status,
-        "joined": member.joined_at,
-    }
 
 
 @app.command("list")
@@ -60,35 +61,63 @@ def list_members(
             "e.g. 2025-03-01T14:30:00Z; no offset means UTC."
         ),
     ] = None,
-    as_json: JsonOption = False,
+    fmt: Annotated[
+        Format | None,
+        typer.Option(
+            "--format",
+            help="table (the default on a terminal), plain (one address per line, the "
+            "default in a pipe), csv or json.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
-    """The roster of a list."""
+    """The roster of a list, streamed as it is read."""
     if role is not None and role not in ROLES:
         raise CLIError(f"--role must be one of {', '.join(ROLES)}")
+    chosen = (
+        Format.JSON if as_json else fmt or (Format.TABLE if sys.stdout.isatty() else Format.PLAIN)
+    )
+    out = sys.stdout
     with open_context() as ctx:
         mlist = require_list(ctx.session, list_name)
         if at is not None:
             moment = parse_when(at, option="--at")
-            rows = [
+            history = roster.members_at(ctx.session, mlist, moment)
+            moved = roster.previous_keys(ctx.session, mlist, moment)
+            rows: Iterable[dict[str, Any]] = (
                 {
                     "address": e.address,
-                    "name": "",
                     "role": e.role,
-                    "delivery": e.delivery_mode,
+                    "delivery": DeliveryMode(e.delivery_mode).word,
                     "status": e.delivery_status,
                     "since": e.at,
+                    "previously": moved.get(e.address_key, ""),
                 }
-                for e in roster.members_at(ctx.session, mlist, moment)
-            ]
-            columns = ["address", "role", "delivery", "status", "since"]
+                for e in history
+            )
+            columns: tuple[str, ...] = (
+                "address",
+                "role",
+                "delivery",
+                "status",
+                "since",
+                "previously",
+            )
+            widest = max((len(e.address) for e in history), default=0)
         else:
-            rows = [
-                member_row(m)
-                for m in roster.members(ctx.session, mlist, Role(role) if role else None)
-            ]
-            columns = ["address", "name", "title", "role", "delivery", "status", "joined"]
-        title = f"{mlist.display_name}: {len(rows)}"
-    emit(rows, columns, as_json=as_json, title=title)
+            wanted = Role(role) if role else None
+            # One streamed Core query: a million members are never held.
+            rows = map(shown_row, roster_rows(ctx.session, mlist.id, wanted))
+            columns = COLUMNS
+            widest = longest_address(ctx.session, mlist, wanted) if chosen is Format.TABLE else 0
+        if chosen is Format.JSON:
+            write_json(rows, out)
+        elif chosen is Format.CSV:
+            write_csv(rows, columns, out)
+        elif chosen is Format.PLAIN:
+            write_plain(rows, out)
+        elif not write_table(rows, columns, out, address_width=widest):
+            out.write("(none)\n")
 
 
 @app.command("add")
@@ -130,13 +159,33 @@ def add(
 @app.command("remove")
 def remove(
     list_name: Annotated[str, typer.Argument(metavar="LIST")],
-    address: str,
+    address: Annotated[str | None, typer.Argument(metavar="[ADDRESS]")] = None,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file", help="Remove every member this file names (any `import` format; - is stdin)."
+        ),
+    ] = None,
     role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")] = "member",
     reason: Annotated[str, typer.Option(help="Recorded in the audit log.")] = "",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="With --file: say who would go; change nothing.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With --file: the report as JSON.")
+    ] = False,
 ) -> None:
-    """Remove a member (no confirmation, no goodbye)."""
+    """Remove a member, or every member a file names (no confirmation, no goodbye)."""
     if role not in ROLES:
         raise CLIError(f"--role must be one of {', '.join(ROLES)}")
+    if (address is None) == (file is None):
+        raise CLIError("give an ADDRESS or --file FILE (one of them)")
+    if file is not None:
+        if role != Role.MEMBER:
+            raise CLIError("--file removes members only; remove owners one by one")
+        member_sync.remove_listed(list_name, file, reason, dry_run, as_json)
+        return
+    assert address is not None
     with open_context() as ctx:
         mlist = require_list(ctx.session, list_name)
         removed = members.remove_member(
@@ -149,13 +198,24 @@ def remove(
 def show_member(
     list_name: Annotated[str, typer.Argument(metavar="LIST")],
     address: str,
-    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")] = "member",
+    role: Annotated[
+        str | None,
+        typer.Option(help=f"One of {', '.join(ROLES)} (default: the first role they hold)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Every setting of one member, their conduct status and their history."""
+    """Every setting of one member, owner or moderator, their conduct and their history."""
+    if role is not None and role not in ROLES:
+        raise CLIError(f"--role must be one of {', '.join(ROLES)}")
     with open_context() as ctx:
         mlist = require_list(ctx.session, list_name)
-        member = members.find(ctx, mlist, address, Role(role))
+        held = (
+            [Role(role)]
+            if role
+            else [r for r in Role if roster.find_member(ctx.session, mlist, address, r)]
+        )
+        member = members.find(ctx, mlist, address, held[0] if held else Role.MEMBER)
+        role = member.role
         row: dict[str, Any] = member_row(member)
         row.update(
             moderated=member.moderated,
@@ -169,20 +229,13 @@ def show_member(
             other_roles=sorted(roster.roles_of(ctx.session, mlist, member.address) - {role}),
             has_password=bool(member.password_hash),
         )
-        history = ctx.session.scalars(
-            select(MembershipEvent)
-            .where(
-                MembershipEvent.list_id == mlist.id,
-                MembershipEvent.address_key == member.address_key,
-                MembershipEvent.role == role,
-            )
-            .order_by(MembershipEvent.at, MembershipEvent.id)
-        ).all()
+        history = roster.member_history(ctx.session, mlist, member.address_key, Role(role))
         row["history"] = [
             {
                 "at": e.at.isoformat(),
                 "event": e.event,
-                "delivery": e.delivery_mode,
+                "address": e.address,
+                "delivery": DeliveryMode(e.delivery_mode).word,
                 "status": e.delivery_status,
                 "actor": e.actor,
                 "channel": e.channel,
@@ -223,7 +276,7 @@ def show_member(
         console.print(f"[bold]{key.replace('_', ' ')}[/bold]: {value}", highlight=False)
     for key, columns in (
         ("conduct_history", ["at", "action", "actor", "channel", "note"]),
-        ("history", ["at", "event", "delivery", "status", "actor", "channel"]),
+        ("history", ["at", "event", "address", "delivery", "status", "actor", "channel"]),
     ):
         if row[key]:
             table = Table(title=key.replace("_", " "))
@@ -240,3 +293,4 @@ def show_member(
 app.command("set")(member_set.set_member)
 app.command("import")(member_files.import_members)
 app.command("export")(member_files.export_members)
+app.command("sync")(member_sync.sync_members)

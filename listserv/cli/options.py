@@ -20,6 +20,23 @@ from listserv.cli.common import CLIError
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (an array of objects).")]
 ListArgument = Annotated[str, typer.Argument(metavar="LIST", help="The list's name.")]
 
+# What `members import` and `members sync` both take.
+RosterFileArgument = Annotated[
+    str, typer.Argument(metavar="FILE", help="The roster file, or - for stdin.")
+]
+RosterFormatOption = Annotated[
+    str,
+    typer.Option(
+        "--format", help="auto (default), csv, plain, listserv (REVIEW output) or mailman."
+    ),
+]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Add addresses outside the eligibility rule too.")
+]
+WelcomeOption = Annotated[
+    bool, typer.Option("--welcome", help="Mail the welcome message to each new member.")
+]
+
 
 def parse_when(text: str, *, end_of_day: bool = False, option: str = "date") -> datetime:
     """An ISO date or date-time as an aware UTC datetime (see the module docstring)."""

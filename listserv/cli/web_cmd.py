@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import replace
 from typing import Annotated
 
 import typer
 
+from listserv import logs
 from listserv.cli.common import CLIError, console, settings
 from listserv.web.server import run_alone
 
@@ -24,19 +24,22 @@ def web(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log every request (tokens redacted).")
     ] = False,
+    reuse_port: Annotated[
+        bool,
+        typer.Option(
+            "--reuse-port", help="Share the port with other web processes (SO_REUSEPORT)."
+        ),
+    ] = False,
+    parent: Annotated[
+        int, typer.Option("--parent", hidden=True, help="Stop when this process has gone.")
+    ] = 0,
 ) -> None:
     """Serve only the web pages (join, confirm, unsubscribe) against the shared database.
 
     Use it on a web host whose database (PostgreSQL) is shared with a mail host
     running `listserv serve --no-web`; the mail host delivers what the pages queue.
     """
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("listserv").setLevel(logging.INFO)
-    access = logging.getLogger("listserv.web.access")
-    access.setLevel(logging.INFO if verbose else logging.WARNING)
+    logs.configure("text", verbose)
     cfg = settings()
     web_settings = cfg.web
     if host:
@@ -52,7 +55,7 @@ def web(
         highlight=False,
     )
     try:
-        asyncio.run(run_alone(cfg))
+        asyncio.run(run_alone(cfg, reuse_port=reuse_port, parent=parent))
     except KeyboardInterrupt:
         pass
     except OSError as exc:

@@ -19,7 +19,7 @@ from listserv.acts.subscriptions import Requester
 from listserv.addresses import Destination, Recipient
 from listserv.commands import proof
 from listserv.commands.identity import display_name_of, identity_from_lines
-from listserv.commands.moderate import decision_texts
+from listserv.commands.moderate import REPLY_PREFIX, decision_texts
 from listserv.commands.parse import find_commands, must, parse_line, run
 from listserv.commands.request import CommandRequest, Credentials, Invocation
 from listserv.commands.table import COMMANDS
@@ -118,6 +118,7 @@ def handle(
     sender: str,
     *,
     password: str | None = None,
+    envelope_from: str = "",
 ) -> list[tuple[str, Outcome]]:
     """Run what the message asks and send the reply it is owed.
 
@@ -135,7 +136,7 @@ def handle(
         body_lines=body,
         site=recipient.destination == Destination.SITE,
         message_id=header_text(msg, "Message-ID"),
-        credentials=Credentials(password=password),
+        credentials=Credentials(password=password, envelope_from=envelope_from),
         commands=COMMANDS,
     )
     actor = request.actor
@@ -146,7 +147,7 @@ def handle(
         outcome = confirmations.confirm(
             ctx, actor, recipient.extension, words=decision_texts(msg, body)
         )
-        results = [(f"confirm {recipient.extension}", outcome)]
+        results = [(typed_reply(body), outcome)]
     elif destination == Destination.JOIN and mlist is not None:
         name, title = identity_from_lines(body, display_name_of(from_header))
         outcome = subscriptions.request_join(
@@ -183,9 +184,48 @@ def handle(
                 {"line": line, "status": outcome.status.value, "text": outcome.text}
                 for line, outcome in results
             ],
-            original_subject=header_text(msg, "Subject"),
+            subject=reply_subject(header_text(msg, "Subject"), mlist, destination),
+            written_to=written_to(ctx, recipient, mlist),
         )
     return results
+
+
+#: The address each destination is known by, for "your message to …".
+_SUFFIX_OF = {
+    Destination.REQUEST: "-request",
+    Destination.JOIN: "-join",
+    Destination.LEAVE: "-leave",
+    Destination.OWNER: "-owner",
+}
+
+
+def written_to(ctx: Context, recipient: Recipient, mlist: MailingList | None) -> str:
+    """The address the message was sent to, as the reply names it."""
+    if mlist is None or recipient.destination == Destination.SITE:
+        return ctx.settings.site.site_address
+    if recipient.destination == Destination.CONFIRM:
+        return mlist.address(f"-confirm+{recipient.extension}")
+    return mlist.address(_SUFFIX_OF.get(recipient.destination, "-request"))
+
+
+def typed_reply(body: list[str]) -> str:
+    """What a reply to a confirmation said, as the person typed it (first own line)."""
+    for raw in body:
+        line = raw.strip()
+        if line.startswith((">", "--")):
+            break
+        if line and not line.endswith("wrote:"):  # not the client's attribution line
+            return line[:200]
+    return "(your reply)"
+
+
+def reply_subject(original: str, mlist: MailingList | None, destination: Destination) -> str:
+    """A plain subject: one "Re:", and no confirmation code repeated back."""
+    bare = REPLY_PREFIX.sub("", original).strip()
+    if destination == Destination.CONFIRM or find_token(bare) is not None:
+        where = mlist.display_name if mlist is not None else "the list"
+        return f"{where}: the result of your reply"
+    return f"Re: {bare}" if bare else "Re: your request"
 
 
 def _reply_owed(request: CommandRequest, results: list[tuple[str, Outcome]]) -> bool:

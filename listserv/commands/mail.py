@@ -16,6 +16,7 @@ from listserv.commands import dispatch
 from listserv.context import Context
 from listserv.message import auto_reply_reason, sender_address
 from listserv.routing.delivery import Delivery
+from listserv.sender_auth import sender_proof
 
 
 def receive_command_mail(ctx: Context, delivery: Delivery) -> str:
@@ -39,6 +40,7 @@ def receive_command_mail(ctx: Context, delivery: Delivery) -> str:
     sender = sender_address(msg, delivery.envelope_from) or ""
     if not sender or any(c in sender for c in "\r\n"):
         return "ignored: no sender address"
+    ctx.sender_proof = sender_proof(msg, sender, ctx.settings.site.authserv_id)
     if not ratelimit.allow(
         ctx.session,
         f"request-from:{roster.address_key(sender)}",
@@ -57,6 +59,12 @@ def receive_command_mail(ctx: Context, delivery: Delivery) -> str:
         )
         return "ignored: sender over the request rate limit"
     results = dispatch.handle(
-        ctx, msg, delivery.recipient, delivery.mlist, sender, password=password
+        ctx,
+        msg,
+        delivery.recipient,
+        delivery.mlist,
+        sender,
+        password=password,
+        envelope_from=delivery.envelope_from,
     )
     return "; ".join(f"{outcome.status}: {outcome.text}" for _, outcome in results)[:2000]

@@ -52,7 +52,7 @@ ACTIONS: dict[str, str] = {
     "discarded": "discard",
 }
 
-_REPLY_PREFIX = re.compile(r"^(?:\s*(?:re|fwd?|aw|sv|wg|tr)\s*(?:\[\d*\])?\s*:\s*)+", re.I)
+REPLY_PREFIX = re.compile(r"^(?:\s*(?:re|fwd?|aw|sv|wg|tr)\s*(?:\[\d*\])?\s*:\s*)+", re.I)
 
 
 def decision_texts(msg: EmailMessage, body_lines: Sequence[str]) -> list[str]:
@@ -69,7 +69,7 @@ def decision_texts(msg: EmailMessage, body_lines: Sequence[str]) -> list[str]:
         if not line.startswith((">", "--")):
             texts.append(line)
         break
-    subject = _REPLY_PREFIX.sub("", header_text(msg, "Subject")).strip()
+    subject = REPLY_PREFIX.sub("", header_text(msg, "Subject")).strip()
     if subject:
         texts.append(subject)
     return texts

@@ -10,16 +10,20 @@ from listserv.commands.request import CommandRequest
 from listserv.outcomes import Outcome
 
 SELF_OPTIONS = ("digest", "nomail", "mail")
+#: `SET list DIGEST PLAIN` (RFC 1153 text) or `SET list DIGEST MIME` (multipart/digest).
+DIGEST_FORMATS = ("plain", "mime")
 
 
 def set_option(request: CommandRequest, args: list[str]) -> Outcome:
     mlist, rest = resolve_list(request, args)
     if mlist is None:
         return unknown_list(request, args)
-    if len(rest) != 1 or rest[0].lower() not in SELF_OPTIONS:
-        return Outcome.error("Usage: SET list DIGEST|NOMAIL|MAIL")
+    words = [w.lower() for w in rest]
+    plain_or_mime = len(words) == 2 and words[0] == "digest" and words[1] in DIGEST_FORMATS
+    if not (len(words) == 1 and words[0] in SELF_OPTIONS) and not plain_or_mime:
+        return Outcome.error("Usage: SET list DIGEST [PLAIN|MIME]|NOMAIL|MAIL")
     return subscriptions.request_option(
-        request.ctx, request.actor, mlist, request.sender, rest[0].lower()
+        request.ctx, request.actor, mlist, request.sender, " ".join(words)
     )
 
 

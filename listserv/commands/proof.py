@@ -13,9 +13,14 @@ command from an owner's or moderator's address therefore runs only
   owner's roster row of that list (auth `password`).
 
 Failed password attempts are audited (`bad-password`) and limited per list
-and sender address; past the limit even the right password is refused for an
-hour, so a guesser forging an owner's From gets a handful of tries. The
-password itself is removed from everything kept by `approved.py`.
+and per sender's proof: the From address *and* the envelope sender it came
+with. Past the limit (`limits.approved_failures_per_hour`) a password from
+that pair is not checked for an hour, so a guesser gets a handful of tries;
+a forged owner From sent with another envelope sender counts against the
+forger's pair, never the owner's. Even when locked, an owner's mail is
+answered with the OK round trip, so nobody is locked out of acting by
+proving they read their own mail. The password itself is removed from
+everything kept by `approved.py`.
 
 Input is the processed message and a command's list; output is a `Grant`
 (who acts, and how that was proved) or the `Outcome` to answer with. The act
@@ -37,8 +42,7 @@ from listserv.models import MailingList, Member, PendingRequest, RequestKind, Ro
 from listserv.outcomes import Outcome
 from listserv.passwords import verify_password
 
-#: Wrong passwords one sender may try on one list in PASSWORD_WINDOW.
-PASSWORD_FAILURES = 5
+#: Wrong passwords are counted over this window (the count is `limits.approved_failures_per_hour`).
 PASSWORD_WINDOW = timedelta(hours=1)
 
 #: What a moderator may do; owners may do everything.
@@ -82,8 +86,18 @@ def no_such_list(word: str, name: str) -> Outcome:
     )
 
 
-def _password_key(mlist: MailingList, sender: str) -> str:
-    return f"approved-fail:{mlist.name}:{roster.address_key(sender)}"
+def _password_key(request: CommandRequest, mlist: MailingList) -> str:
+    """The sender's proof a failure counts against: From and envelope sender together."""
+    envelope = request.credentials.envelope_from.strip().strip("<>")
+    envelope_key = roster.address_key(envelope) if envelope else "<>"
+    return f"approved-fail:{mlist.name}:{roster.address_key(request.sender)}:{envelope_key}"
+
+
+def password_locked(request: CommandRequest, mlist: MailingList) -> bool:
+    """Whether this sender's proof has had too many wrong passwords on the list lately."""
+    ctx = request.ctx
+    failures = ratelimit.count(ctx.session, _password_key(request, mlist), PASSWORD_WINDOW, ctx.now)
+    return failures >= ctx.settings.limits.approved_failures_per_hour
 
 
 def check_password(request: CommandRequest, mlist: MailingList) -> Grant | Outcome:
@@ -95,42 +109,35 @@ def check_password(request: CommandRequest, mlist: MailingList) -> Grant | Outco
     if mlist.id in creds.verdicts:
         return creds.verdicts[mlist.id]
     ctx = request.ctx
-    key = _password_key(mlist, request.sender)
+    key = _password_key(request, mlist)
+    limit = ctx.settings.limits.approved_failures_per_hour
     verdict: Grant | Outcome
-    if ratelimit.count(ctx.session, key, PASSWORD_WINDOW, ctx.now) >= PASSWORD_FAILURES:
-        _audit_password(request, mlist, "password-locked", "too many wrong passwords")
-        verdict = Outcome.refused(
-            f"Too many wrong Approved: passwords for {mlist.display_name} from "
-            f"{request.sender}; commands with a password are refused for an hour."
+    rows = [
+        m
+        for m in (
+            roster.find_member(ctx.session, mlist, request.sender, role)
+            for role in (Role.OWNER, Role.MODERATOR)
         )
+        if m is not None
+    ]
+    matched = next(
+        (m for m in rows if verify_password(m.password_hash, creds.password or "")), None
+    )
+    if matched is not None:
+        verdict = Grant(matched.address, Auth.PASSWORD, matched.role)
     else:
-        rows = [
-            m
-            for m in (
-                roster.find_member(ctx.session, mlist, request.sender, role)
-                for role in (Role.OWNER, Role.MODERATOR)
-            )
-            if m is not None
-        ]
-        matched = next(
-            (m for m in rows if verify_password(m.password_hash, creds.password or "")), None
+        ratelimit.allow(ctx.session, key, limit, PASSWORD_WINDOW, ctx.now)
+        why = (
+            "sender is not an owner or moderator"
+            if not rows
+            else "wrong password"
+            if any(m.password_hash for m in rows)
+            else "no password is set"
         )
-        if matched is not None:
-            verdict = Grant(matched.address, Auth.PASSWORD, matched.role)
-        else:
-            ratelimit.allow(ctx.session, key, PASSWORD_FAILURES, PASSWORD_WINDOW, ctx.now)
-            why = (
-                "sender is not an owner or moderator"
-                if not rows
-                else "wrong password"
-                if any(m.password_hash for m in rows)
-                else "no password is set"
-            )
-            _audit_password(request, mlist, "bad-password", why)
-            verdict = Outcome.refused(
-                f"The Approved: password was not accepted for {mlist.display_name}; "
-                "nothing was done."
-            )
+        _audit_password(request, mlist, "bad-password", why)
+        verdict = Outcome.refused(
+            f"The Approved: password was not accepted for {mlist.display_name}; nothing was done."
+        )
     creds.verdicts[mlist.id] = verdict
     return verdict
 
@@ -166,7 +173,7 @@ def authorize(request: CommandRequest, mlist: MailingList, word: str, line: str)
                 f"{address} may no longer use {word.upper()} on {mlist.display_name}."
             )
         return Grant(row.address, Auth.CONFIRMED_REPLY, row.role)
-    if creds.password is not None:
+    if creds.password is not None and not _locked_out(request, mlist):
         verdict = check_password(request, mlist)
         if isinstance(verdict, Grant) and not may(verdict.role, word):
             return _moderator_refusal(mlist, word)
@@ -181,6 +188,21 @@ def authorize(request: CommandRequest, mlist: MailingList, word: str, line: str)
     return Outcome.pending(
         f"Confirmation sent to {row.address}; reply to it to carry this out.", notified=True
     )
+
+
+def _locked_out(request: CommandRequest, mlist: MailingList) -> bool:
+    """Past the failure limit: the password is not checked, and the OK round trip is used.
+
+    Audited once per list per message; the owner's roster address is then
+    asked to confirm, so a real owner still gets the command done.
+    """
+    creds = request.credentials
+    if mlist.id in creds.verdicts or not password_locked(request, mlist):
+        return False
+    if mlist.id not in creds.locks_audited:
+        creds.locks_audited.add(mlist.id)
+        _audit_password(request, mlist, "password-locked", "too many wrong passwords")
+    return True
 
 
 def _moderator_refusal(mlist: MailingList, word: str) -> Outcome:

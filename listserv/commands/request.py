@@ -39,11 +39,13 @@ class Credentials:
     """
 
     password: str | None = None
+    envelope_from: str = ""  # the reverse path: part of what a password failure is keyed to
     confirmed: tuple[int, str] | None = None
     verdicts: dict[int, Grant | Outcome] = field(default_factory=dict)
     deferred: dict[int, list[str]] = field(default_factory=dict)
     deferred_to: dict[int, str] = field(default_factory=dict)
     refusals_audited: set[int] = field(default_factory=set)
+    locks_audited: set[int] = field(default_factory=set)
 
 
 #: Carries out a confirmation token for the message's sender (see `confirmations`).

@@ -17,10 +17,13 @@ from listserv.config.loading import load_settings, settings_from_mapping
 from listserv.config.paths import DEFAULT_CONFIG, PROJECT_ROOT, TEMPLATES_DIR
 from listserv.config.secret import EXAMPLE_SECRETS, Secret
 from listserv.config.settings import (
+    ARCHIVE_ACCESS,
     DELIVERY_STYLES,
+    DIGEST_SCHEDULES,
     DMARC_MITIGATIONS,
     INELIGIBLE_POLICIES,
     NON_MEMBER_ACTIONS,
+    NOTIFY_OWNERS,
     ORIGINAL_SENDER_HEADERS,
     REVIEW_POLICIES,
     TRANSPORTS,
@@ -38,12 +41,15 @@ from listserv.config.settings import (
 from listserv.config.values import ConfigError
 
 __all__ = [
+    "ARCHIVE_ACCESS",
     "DEFAULT_CONFIG",
     "DELIVERY_STYLES",
+    "DIGEST_SCHEDULES",
     "DMARC_MITIGATIONS",
     "EXAMPLE_SECRETS",
     "INELIGIBLE_POLICIES",
     "NON_MEMBER_ACTIONS",
+    "NOTIFY_OWNERS",
     "ORIGINAL_SENDER_HEADERS",
     "PROJECT_ROOT",
     "REVIEW_POLICIES",

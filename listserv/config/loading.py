@@ -9,6 +9,7 @@ problem found is raised as a `ConfigError`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -38,6 +39,38 @@ from listserv.config.values import (
     resolve,
     strings,
 )
+
+_ANY_HOST = frozenset({"", "0.0.0.0", "::", "*"})
+
+
+def check_ports(smtp_host: str, smtp_port: int, web_host: str, web_port: int) -> None:
+    """Refuse an SMTP and a web listener on the same port of the same address (0: any free)."""
+    same_host = smtp_host == web_host or smtp_host in _ANY_HOST or web_host in _ANY_HOST
+    if smtp_port == web_port != 0 and same_host:
+        raise ConfigError(
+            "web.port", f"is smtp.port too ({web_port}); the web pages need a port of their own"
+        )
+
+
+#: Limits whose 0 means "off"; the others must be positive.
+_MAY_BE_OFF = frozenset(
+    {
+        "smtp_connections_per_client",
+        "smtp_messages_per_client_per_minute",
+        "web_tokens_per_client_per_minute",
+        "staff_notice_minutes",
+    }
+)
+_LIMIT_DEFAULTS: dict[str, int] = {
+    name: value for name, value in vars(LimitSettings()).items() if isinstance(value, int)
+}
+
+
+def _limit(table: Mapping[str, Any], key: str, default: int) -> int:
+    value = get(table, key, "limits.", int, default)
+    if key in _MAY_BE_OFF and value == 0:
+        return 0
+    return positive(value, f"limits.{key}")
 
 
 def load_settings(
@@ -82,7 +115,16 @@ def settings_from_mapping(
     site_t = tables["site"]
     check_unknown(
         site_t,
-        {"domain", "extra_domains", "command_address", "secret", "var_dir", "postmaster"},
+        {
+            "domain",
+            "extra_domains",
+            "command_address",
+            "secret",
+            "var_dir",
+            "postmaster",
+            "authserv_id",
+            "admins",
+        },
         "site.",
     )
     domain = get(site_t, "domain", "site.", str, "").strip().lower().rstrip(".")
@@ -102,10 +144,15 @@ def settings_from_mapping(
         secret=secret,
         var_dir=var_dir,
         postmaster=get(site_t, "postmaster", "site.", str, f"postmaster@{domain}"),
+        admins=tuple(a.lower() for a in strings(site_t, "admins", "site.")),
+        authserv_id=get(site_t, "authserv_id", "site.", str, "").strip(),
     )
+    if any(c in site.authserv_id for c in " ;\r\n"):
+        raise ConfigError("site.authserv_id", "must be the authserv-id your MTA stamps")
 
     smtp_t = tables["smtp"]
-    check_unknown(smtp_t, {"host", "port", "lmtp", "max_message_size"}, "smtp.")
+    check_unknown(smtp_t, {"host", "port", "lmtp", "max_message_size", "recipient_map"}, "smtp.")
+    recipient_map = get(smtp_t, "recipient_map", "smtp.", str, "")
     smtp = SMTPSettings(
         host=get(smtp_t, "host", "smtp.", str, "127.0.0.1"),
         port=port_number(get(smtp_t, "port", "smtp.", int, 8025), "smtp.port"),
@@ -114,6 +161,7 @@ def settings_from_mapping(
             get(smtp_t, "max_message_size", "smtp.", int, 10 * 1024 * 1024),
             "smtp.max_message_size",
         ),
+        recipient_map=resolve(recipient_map, base) if recipient_map else None,
     )
 
     db_t = tables["database"]
@@ -148,31 +196,42 @@ def settings_from_mapping(
             "delivery.retry_initial_seconds",
         ),
         lease_seconds=positive(
-            get(del_t, "lease_seconds", "delivery.", int, 120), "delivery.lease_seconds"
+            get(del_t, "lease_seconds", "delivery.", int, 15), "delivery.lease_seconds"
         ),
     )
 
     web_t = tables["web"]
-    check_unknown(web_t, {"host", "port", "base_url"}, "web.")
+    check_unknown(web_t, set(WebSettings.__dataclass_fields__), "web.")
+    metrics_from = strings(web_t, "metrics_from", "web.") if "metrics_from" in web_t else None
+    for network in metrics_from or ():
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError("web.metrics_from", f"{network!r} is not a network") from None
     web = WebSettings(
         host=get(web_t, "host", "web.", str, "127.0.0.1"),
         port=port_number(get(web_t, "port", "web.", int, 8080), "web.port"),
         base_url=get(web_t, "base_url", "web.", str, "http://127.0.0.1:8080").rstrip("/"),
+        gov_banner=get(web_t, "gov_banner", "web.", bool, False),
+        session_idle_minutes=positive(
+            get(web_t, "session_idle_minutes", "web.", int, 30), "web.session_idle_minutes"
+        ),
+        session_hours=positive(get(web_t, "session_hours", "web.", int, 12), "web.session_hours"),
+        processes=positive(get(web_t, "processes", "web.", int, 1), "web.processes"),
+        **({"metrics_from": metrics_from} if metrics_from is not None else {}),
     )
     if not web.base_url.startswith(("http://", "https://")):
         raise ConfigError("web.base_url", "must start with https:// or http://")
+    check_ports(smtp.host, smtp.port, web.host, web.port)
 
     lim_t = tables["limits"]
     check_unknown(lim_t, set(LimitSettings.__dataclass_fields__), "limits.")
     limits = LimitSettings(
-        confirmations_per_address_per_day=positive(
-            get(lim_t, "confirmations_per_address_per_day", "limits.", int, 3),
-            "limits.confirmations_per_address_per_day",
-        ),
-        requests_per_sender_per_hour=positive(
-            get(lim_t, "requests_per_sender_per_hour", "limits.", int, 20),
-            "limits.requests_per_sender_per_hour",
-        ),
+        **{
+            key: _limit(lim_t, key, default)
+            for key, default in _LIMIT_DEFAULTS.items()
+            if key in lim_t
+        }
     )
 
     raw_lists = data.get("lists", [])

@@ -12,10 +12,13 @@ from typing import Any
 
 from listserv.addresses import RESERVED_SUFFIXES
 from listserv.config.settings import (
+    ARCHIVE_ACCESS,
     DELIVERY_STYLES,
+    DIGEST_SCHEDULES,
     DMARC_MITIGATIONS,
     INELIGIBLE_POLICIES,
     NON_MEMBER_ACTIONS,
+    NOTIFY_OWNERS,
     ORIGINAL_SENDER_HEADERS,
     REVIEW_POLICIES,
     ListSettings,
@@ -23,6 +26,12 @@ from listserv.config.settings import (
 from listserv.config.values import ConfigError, check_unknown, choice, get, positive, strings
 
 _LIST_KEYS = set(ListSettings.__dataclass_fields__)
+
+
+def _hour(value: int, key: str) -> int:
+    if not 0 <= value <= 23:
+        raise ConfigError(key, "must be an hour from 0 to 23 (UTC)")
+    return value
 
 
 def list_settings(raw: Any, index: int) -> ListSettings:
@@ -67,6 +76,11 @@ def list_settings(raw: Any, index: int) -> ListSettings:
         ),
         delivery_style=choice(raw, "delivery_style", where, DELIVERY_STYLES),
         review_policy=choice(raw, "review_policy", where, REVIEW_POLICIES),
+        notify_owners=choice(raw, "notify_owners", where, NOTIFY_OWNERS),
+        archive_access=choice(raw, "archive_access", where, ARCHIVE_ACCESS),
+        digest_schedule=choice(raw, "digest_schedule", where, DIGEST_SCHEDULES),
+        digest_hour=_hour(get(raw, "digest_hour", where, int, 0), f"{where}digest_hour"),
+        digest_size_kb=get(raw, "digest_size_kb", where, int, 0),
         public=get(raw, "public", where, bool, True),
         retention_days=get(raw, "retention_days", where, int, 0),
         bounce_score_threshold=get(raw, "bounce_score_threshold", where, float, 5.0),

@@ -20,6 +20,9 @@ INELIGIBLE_POLICIES = ("refuse", "hold")
 DMARC_MITIGATIONS = ("munge", "wrap", "none")
 ORIGINAL_SENDER_HEADERS = ("reply-to", "cc")
 DELIVERY_STYLES = ("personalized", "bulk")
+NOTIFY_OWNERS = ("auto", "each", "daily", "none")
+ARCHIVE_ACCESS = ("members", "public", "owners")  # the first is the default
+DIGEST_SCHEDULES = ("daily", "weekly")
 REVIEW_POLICIES = ("owners", "members", "public")
 TRANSPORTS = ("maildir", "smtp")
 
@@ -47,6 +50,11 @@ class ListSettings:
     original_sender_header: str = "reply-to"
     delivery_style: str = "personalized"
     review_policy: str = "owners"
+    notify_owners: str = "auto"  # joins and leaves: each, daily, none; auto by size
+    archive_access: str = "members"  # who reads the web archive: public, members, owners
+    digest_schedule: str = "daily"  # or weekly
+    digest_hour: int = 0  # UTC hour the digest goes out at
+    digest_size_kb: int = 0  # a digest goes out early once its posts reach this size; 0: never
     public: bool = True
     retention_days: int = 0  # 0: keep forever
     bounce_score_threshold: float = 5.0
@@ -66,6 +74,10 @@ class SiteSettings:
     secret: Secret
     var_dir: Path
     postmaster: str
+    #: Addresses that may run every list from the console (with a second factor).
+    admins: tuple[str, ...] = ()
+    #: Whose Authentication-Results header to believe ('' believes none).
+    authserv_id: str = ""
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -82,6 +94,7 @@ class SMTPSettings:
     port: int = 8025
     lmtp: bool = False
     max_message_size: int = 10 * 1024 * 1024
+    recipient_map: Path | None = None  # a Postfix relay_recipient_maps file kept up to date
 
 
 @dataclass(frozen=True)
@@ -97,12 +110,12 @@ class DeliverySettings:
     batch_size: int = 500
     retry_for_hours: int = 120
     retry_initial_seconds: int = 60  # first backoff after a 4xx; doubles, at most 2 hours
-    lease_seconds: int = 120  # a dead worker's recipients are taken back after this
+    lease_seconds: int = 15  # another host takes a stopped worker's leases after this
 
 
 @dataclass(frozen=True)
 class DKIMSettings:
-    """[dkim]: sign every copy (DKIM) and seal posts (ARC) with this key."""
+    """[dkim]: sign every copy (DKIM, RSA and optionally Ed25519) and seal posts (ARC)."""
 
     selector: str
     private_key: bytes = field(repr=False)
@@ -110,6 +123,9 @@ class DKIMSettings:
     domain: str  # d= for mail that is not a list's (a list's copies use its domain)
     authserv_id: str  # whose Authentication-Results the ARC seal records
     arc: bool = True
+    ed25519_key: bytes | None = field(default=None, repr=False)  # a second signature (RFC 8463)
+    ed25519_key_file: Path | None = None
+    ed25519_selector: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,12 +133,31 @@ class WebSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     base_url: str = "http://127.0.0.1:8080"
+    gov_banner: bool = False  # the USWDS "An official website of the United States government"
+    session_idle_minutes: int = 30  # a console session unused this long must sign in again
+    session_hours: int = 12  # and every session ends this long after signing in
+    #: Processes serving the pages and the API on the one port (SO_REUSEPORT);
+    #: `listserv serve` starts the extra ones. Per-client and per-token limits
+    #: are kept in each process's memory, so each meters 1/processes of them.
+    processes: int = 1
+    #: Client networks `/metrics` answers (others get 404).
+    metrics_from: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
 
 @dataclass(frozen=True)
 class LimitSettings:
+    """[limits]: every door's abuse limit; 0 turns a per-client limit off."""
+
     confirmations_per_address_per_day: int = 3
     requests_per_sender_per_hour: int = 20
+    smtp_connections_per_client: int = 50  # above Postfix's 20 per destination
+    smtp_messages_per_client_per_minute: int = 6000
+    smtp_recipients_per_message: int = 100
+    web_tokens_per_client_per_minute: int = 30  # confirm and one-click pages
+    staff_notice_minutes: int = 10  # at most one held/request notice per list this often
+    approved_failures_per_hour: int = 5
+    api_requests_per_second: int = 20  # per API token, sustained
+    api_burst: int = 100  # per API token, above the sustained rate
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from listserv.actors import Actor
-from listserv.acts import confirmed
+from listserv.acts import account, confirmed
 from listserv.commands import moderate, replay
 from listserv.confirmations.pending import find_request, settle
 from listserv.context import Context
@@ -23,6 +23,7 @@ from listserv.outcomes import Outcome
 
 Confirmation = Callable[[Context, Actor, MailingList, PendingRequest], Outcome]
 Decision = Callable[[Context, Actor, PendingRequest, Sequence[str]], Outcome]
+SiteConfirmation = Callable[[Context, Actor, PendingRequest], Outcome]
 
 
 #: What confirming each kind of request does.
@@ -32,6 +33,11 @@ CONFIRMATIONS: dict[RequestKind, Confirmation] = {
     RequestKind.SET_OPTION: confirmed.confirm_option,
     RequestKind.BOUNCE_REENABLE: confirmed.confirm_reenable,
     RequestKind.OWNER_COMMANDS: replay.run_confirmed,
+}
+
+#: Kinds about a person on every list, not one list (their request has no list).
+SITE_CONFIRMATIONS: dict[RequestKind, SiteConfirmation] = {
+    RequestKind.CHANGE_ADDRESS: account.confirm_address_change,
 }
 
 #: Kinds a reply decides rather than confirms (moderating by reply).
@@ -64,11 +70,15 @@ def confirm(ctx: Context, actor: Actor, token: str, *, words: Sequence[str] = ()
         return Outcome.refused(
             "That confirmation code has expired. Send your request again to get a new one."
         )
+    site_handler = SITE_CONFIRMATIONS.get(request.kind)
     mlist = ctx.session.get(MailingList, request.list_id) if request.list_id else None
     handler = CONFIRMATIONS.get(request.kind)
-    if handler is None or mlist is None:
+    if site_handler is not None and request.list_id is None:
+        outcome = site_handler(ctx, actor, request)
+    elif handler is None or mlist is None:
         return Outcome.error("That confirmation cannot be carried out here.")
-    outcome = handler(ctx, actor, mlist, request)
+    else:
+        outcome = handler(ctx, actor, mlist, request)
     if request.status == RequestStatus.PENDING:
         settle(request, RequestStatus.DONE, actor.address or request.address, ctx.now)
     return outcome

@@ -20,20 +20,28 @@ from listserv.context import Context
 from listserv.models import MailingList, PendingRequest, RequestKind, RequestStatus
 from listserv.tokens import hash_token, new_token
 
+#: How long a confirmation about no one list (a change of address) works.
+SITE_EXPIRY = timedelta(hours=72)
+
 
 def new_request(
     ctx: Context,
-    mlist: MailingList,
+    mlist: MailingList | None,
     kind: RequestKind,
     address: str,
     payload: dict[str, Any],
     *,
     expires_at: datetime | None = None,
 ) -> tuple[PendingRequest, str]:
-    """A pending request and its token (the token itself is never stored)."""
+    """A pending request and its token (the token itself is never stored).
+
+    `mlist` is None for a request about the person on every list (a change
+    of address); it then expires after `SITE_EXPIRY`.
+    """
     token = new_token()
+    expiry = timedelta(hours=mlist.confirm_expiry_hours) if mlist is not None else SITE_EXPIRY
     request = PendingRequest(
-        list_id=mlist.id,
+        list_id=mlist.id if mlist is not None else None,
         kind=kind,
         status=RequestStatus.PENDING,
         address=address,
@@ -41,7 +49,7 @@ def new_request(
         payload=payload,
         token_hash=hash_token(token),
         created_at=ctx.now,
-        expires_at=expires_at or ctx.now + timedelta(hours=mlist.confirm_expiry_hours),
+        expires_at=expires_at or ctx.now + expiry,
     )
     ctx.session.add(request)
     ctx.session.flush()

@@ -24,12 +24,13 @@ database, no asyncio.
 """
 
 from listserv.decorate.identity import LIST_HEADERS, ListIdentity, ListMail, list_headers
-from listserv.decorate.personalize import personalize
+from listserv.decorate.personalize import MEMBER_LINK, personalize
 from listserv.decorate.post import DECORATORS, decorate_post
 
 __all__ = [
     "DECORATORS",
     "LIST_HEADERS",
+    "MEMBER_LINK",
     "ListIdentity",
     "ListMail",
     "decorate_post",

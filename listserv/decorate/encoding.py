@@ -13,6 +13,10 @@ import binascii
 import codecs
 import email.charset
 
+from listserv.decorate.personalize import MEMBER_LINK
+
+MEMBER_LINK_BYTES = MEMBER_LINK.encode("ascii")
+
 _IDENTITY_CTES = frozenset({"7bit", "8bit", "binary", ""})
 
 
@@ -69,10 +73,14 @@ def encode_cte(
     """Encode the new content with the part's own CTE; second item: a new CTE, if any.
 
     Quoted-printable keeps the poster's encoded lines when the footer was only appended
-    (checked by decoding); base64 is re-encoded whole; 7bit that now holds 8-bit footer
+    (checked by decoding); base64 is re-encoded whole (as quoted-printable when it
+    holds the member-link marker, so each copy can splice its link in); 7bit that now holds 8-bit footer
     bytes is relabelled 8bit so the poster's bytes stay as they are.
     """
     if cte == "base64":
+        if MEMBER_LINK_BYTES in new_raw:
+            # Each copy's own link replaces the marker byte for byte, which base64 hides.
+            return qp_encode(new_raw, eol), b"quoted-printable"
         return _b64_encode(new_raw, eol), None
     if cte == "quoted-printable":
         if new_raw.startswith(old_raw) and old_body.endswith(b"\n"):

@@ -9,13 +9,21 @@ added, and DKIM signatures our changes break dropped.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from email.utils import getaddresses
 
 from listserv.decorate.entities import Field, latin1, norm_eol
 from listserv.decorate.footer import Ctx
 from listserv.decorate.identity import ListIdentity, list_header_lines
-from listserv.decorate.phrases import clean, encode_header, encoded_phrase, header_text, parse_from
+from listserv.decorate.phrases import (
+    clean,
+    decodes_losslessly,
+    encode_header,
+    encoded_phrase,
+    header_text,
+    parse_from,
+)
 
 #: Poster headers dropped from the shared copy. List-* and Precedence are replaced by
 #: ours (a poster must not choose where members unsubscribe); Sender is replaced by the
@@ -73,12 +81,28 @@ _REPLY_RE = re.compile(
 _DKIM_H_RE = re.compile(r"(?:^|;)\s*h\s*=\s*([^;]*)")
 
 
+#: Something shaped like an address, NFKC-folded first (a full-width ＠ is an @).
+_ADDRESS_LIKE = re.compile(r"[^\s<>()\[\]\",;:@]*@[^\s<>()\[\]\",;:@]*")
+
+
+def display_name(display: str) -> str:
+    """The poster's name fit for "… via LIST": no address-like words, no angle brackets.
+
+    A name such as ``Jane" <ceo@agency.gov>, "x`` would otherwise make the munged
+    From read as if ceo@ had sent it.
+    """
+    folded = unicodedata.normalize("NFKC", clean(display))
+    words = _ADDRESS_LIKE.sub(" ", folded)
+    words = re.sub(r"[<>\uff1c\uff1e\u2039\u203a\u27e8\u27e9\u3008\u3009]", " ", words)
+    return " ".join(words.split()).strip(" ,;:")
+
+
 def munged_from(display: str, addr_spec: str, lst: ListIdentity, eol: bytes) -> bytes:
     """``"Jane Doe via SM-COP" <sm-cop@…>``; the poster's name is cleaned and bounded."""
-    name = " ".join(clean(display).split())
+    name = display_name(display)
     if not name:
         name = addr_spec.rpartition("@")[0] or addr_spec
-        name = " ".join(clean(name).split())
+        name = display_name(name)
     if len(name) > _MAX_DISPLAY:
         name = name[:_MAX_DISPLAY].rstrip() + "..."
     full = f"{name} via {lst.display_name}" if lst.display_name else name
@@ -112,8 +136,16 @@ def prefixed_subject(fields: Sequence[Field], prefix: str, eol: bytes) -> bytes 
     text = header_text(current.value) if current is not None else ""
     if _has_prefix(text, prefix):
         return None
-    text = clean(text) or "(no subject)"
-    return encode_header("Subject", f"{prefix.strip()} {text}", eol)
+    if current is None or decodes_losslessly(current.value):
+        return encode_header("Subject", f"{prefix.strip()} {clean(text) or '(no subject)'}", eol)
+    # The poster's bytes follow the prefix as received: an encoded word in a charset
+    # we cannot read, or raw 8-bit text that is not UTF-8, is passed on, never dropped
+    # or replaced by U+FFFD.
+    label = encode_header("Subject", prefix.strip(), eol).rstrip(b"\r\n")
+    value = current.folded_value(eol).strip(b" \t\r\n")
+    if len(label) + 1 + len(value.split(eol, 1)[0]) > 998:
+        return label + eol + b" " + value + eol
+    return label + b" " + value + eol
 
 
 def _dkim_signed(f: Field) -> set[str]:

@@ -115,10 +115,9 @@ LIST_HEADERS: dict[ListMail, tuple[str, ...]] = {
         "List-Archive",
         "List-Post",
     ),
-    ListMail.DIGEST: (
+    ListMail.DIGEST: (  # List-Unsubscribe added per copy, as for posts
         "List-Id",
         "List-Post",
-        "List-Unsubscribe",
         "List-Archive",
         "List-Owner",
         "Precedence",
@@ -140,7 +139,6 @@ def _values(lst: ListIdentity) -> dict[str, str]:
         "List-Help": help_value,
         "List-Owner": f"<mailto:{lst.owner_address}>",
         "List-Subscribe": f"<mailto:{lst.join_address}>",
-        "List-Unsubscribe": f"<mailto:{lst.leave_address}>, <{lst.archive_url}>",
         "List-Archive": f"<{lst.archive_url}>",
         "List-Post": f"<mailto:{lst.posting_address}>",
     }

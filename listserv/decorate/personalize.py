@@ -1,9 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
-"""One member's copy: their own List-Unsubscribe headers spliced into the shared copy.
+"""One member's copy: their own List-Unsubscribe headers and footer link, spliced in.
 
 A byte splice at the end of the header block, no parsing, a few microseconds
 a copy; where the block ends and the list's leave address are found once per
 shared copy (a pure function, cached for the one copy fan-out is sending).
+
+The footer of a personalized list says :data:`MEMBER_LINK` where each member's
+own one-click link goes; each copy gets its member's link in its place. The
+marker is ASCII letters, digits and hyphens on a line of its own in the footer
+templates, so no transfer encoding the footer is written in (7bit, 8bit,
+quoted-printable, ISO-2022, UTF-7) changes or splits it; a base64 text part that
+takes it is re-encoded as quoted-printable (`encoding.encode_cte`).
 """
 
 from __future__ import annotations
@@ -16,6 +23,10 @@ _LIST_POST_MARK = b"\nList-Post: <mailto:"
 
 
 _ONE_CLICK = b"List-Unsubscribe-Post: List-Unsubscribe=One-Click"
+
+#: Where a member's own one-click link goes in a shared copy's footer.
+MEMBER_LINK = "listserv-member-one-click-link-9f3c1e"
+_MEMBER_LINK = MEMBER_LINK.encode("ascii")
 
 
 def _header_bytes(text: str) -> bytes:
@@ -30,6 +41,7 @@ class _SplicePoint(NamedTuple):
     cut: int  # where the header block's last line ends
     eol: bytes
     leave: bytes | None  # the -leave address derived from our List-Post line
+    links: bool  # the body holds MEMBER_LINK
 
 
 #: Fan-out calls personalize() for one shared copy many times in a row: where its
@@ -58,7 +70,8 @@ def _splice_point(shared: bytes) -> _SplicePoint:
         local, at, domain = shared[start:stop].rpartition(b"@")
         if at and stop > 0:
             leave = local + b"-leave@" + domain
-    return _SplicePoint(shared, memoryview(head), cut, eol, leave)
+    links = shared.find(_MEMBER_LINK, cut) >= 0
+    return _SplicePoint(shared, memoryview(head), cut, eol, leave, links)
 
 
 def personalize(
@@ -68,7 +81,8 @@ def personalize(
     *,
     leave_address: str | None = None,
 ) -> bytes:
-    """One member's copy: List-Unsubscribe (https and mailto) and List-Unsubscribe-Post.
+    """One member's copy: List-Unsubscribe (https and mailto), List-Unsubscribe-Post,
+    and ``unsubscribe_url`` wherever the footer says :data:`MEMBER_LINK`.
 
     A byte splice at the end of the header block of :func:`decorate_post`'s output, no
     parsing: the header block ends at the first empty line. The mailto address is
@@ -89,4 +103,7 @@ def personalize(
         clean_name = bytes(c for c in name.encode("ascii", "ignore") if 32 < c < 127 and c != 58)
         added += clean_name + b": " + _header_bytes(text) + eol
     head, cut = point.head, point.cut
+    if point.links:
+        body = bytes(head[cut:]).replace(_MEMBER_LINK, _header_bytes(unsubscribe_url))
+        return b"".join((head[:cut], added, body))
     return b"".join((head[:cut], added, head[cut:]))

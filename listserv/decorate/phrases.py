@@ -40,6 +40,25 @@ def header_text(value: bytes) -> str:
         return text
 
 
+def decodes_losslessly(value: bytes) -> bool:
+    """Whether every byte and every RFC 2047 word of a raw value decodes without loss.
+
+    False for raw 8-bit that is not UTF-8 (Latin-1 sent unencoded) and for an
+    encoded word in a charset Python does not know: text made from those would
+    hold U+FFFD or miss the word, so such a value must be passed on as received.
+    """
+    try:
+        text = value.decode("utf-8")
+        for chunk, charset in decode_header(text):
+            if isinstance(chunk, bytes):
+                chunk.decode(charset or "ascii")
+    except (UnicodeError, LookupError, ValueError):
+        return False
+    except Exception:  # email.errors.HeaderParseError and relatives
+        return False
+    return True
+
+
 def display_phrase(display: str) -> str:
     """A display name as an RFC 5322 phrase: bare atoms, quoted string or RFC 2047."""
     if not display:

@@ -26,6 +26,7 @@ from listserv.delivery.copies import (
     plain_copy,
     plan_copies,
 )
+from listserv.delivery.health import RelayHealth
 from listserv.delivery.ledger import FailureHandler
 from listserv.delivery.relay_bounces import record_relay_bounces
 from listserv.delivery.relays import MaildirRelay, Relay, RelayUnavailable, SendResult
@@ -43,6 +44,7 @@ __all__ = [
     "MaildirRelay",
     "Personalizer",
     "Relay",
+    "RelayHealth",
     "RelayUnavailable",
     "SMTPRelay",
     "SendResult",

@@ -10,6 +10,7 @@ is the one the service uses).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from listserv import outbox
 from listserv.addresses import verp_encode
 from listserv.decorate import personalize
 from listserv.delivery.wire import CanonicalBytes
+from listserv.tokens import one_click_url
 
 if TYPE_CHECKING:
     from listserv.config import Settings
@@ -37,6 +39,8 @@ class JobInfo:
     verp: bool
     expires_at: datetime
     post_id: int | None = None
+    created_at: datetime | None = None
+    signatures: CopySigner | None = None  # signs each personalized copy (None: unsigned)
 
 
 class Addressee(Protocol):
@@ -58,11 +62,23 @@ class Personalizer(Protocol):
     def __call__(self, job: JobInfo, recipient: Addressee, /) -> bytes: ...
 
 
+class CopySigner(Protocol):
+    """Signs the copies of one shared copy; what they share was computed once."""
+
+    def sign(self, copy: bytes, /) -> bytes:
+        """`copy` with its DKIM-Signature headers on top."""
+        ...
+
+
 class Signer(Protocol):
     """Signs copies for the list's domain: DKIM per copy, an ARC seal once per post."""
 
     def sign(self, message: bytes, domain: str, /) -> bytes:
         """`message` with a DKIM-Signature for `domain` on top."""
+        ...
+
+    def prepare(self, shared: bytes, domain: str, /) -> CopySigner:
+        """A signer for the personalized copies of `shared`."""
         ...
 
     def seal(self, shared: bytes, domain: str, original: bytes, /) -> bytes:
@@ -74,22 +90,28 @@ def plain_copy(job: JobInfo, recipient: Addressee) -> bytes:
     return job.raw
 
 
+#: Jobs whose copies carry each member's own one-click link.
+PERSONAL_KINDS = frozenset({"post", "digest"})
+
+
 def make_personalizer(settings: Settings) -> Personalizer:
-    """Each member's copy of a personalized post: their own List-Unsubscribe headers.
+    """Each member's copy of a personalized post or digest: their own one-click link.
 
     `List-Unsubscribe: <{base_url}/unsubscribe/{list}/{token}>, <mailto:{list}-leave@…>`
     and `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058), spliced into
-    the shared decorated copy. Any other job (service mail, bulk posts) is sent as
+    the shared decorated copy, and the same link in the footer. Any other job (service mail, bulk posts) is sent as
     it is.
     """
     base = settings.web.base_url
 
     def personalized_copy(job: JobInfo, recipient: Addressee) -> bytes:
-        if job.kind != "post" or not job.personalized or not recipient.unsubscribe_token:
+        if job.kind not in PERSONAL_KINDS or not job.personalized:
+            return job.raw
+        if not recipient.unsubscribe_token or not job.list_name:
             return job.raw
         copy = personalize(
             job.raw,
-            f"{base}/unsubscribe/{job.list_name}/{recipient.unsubscribe_token}",
+            one_click_url(base, job.list_name, recipient.unsubscribe_token),
             leave_address=f"{job.list_name}-leave@{job.domain}",
         )
         # The splice keeps the shared copy's CRLF line ends (header values lose any
@@ -110,6 +132,24 @@ class Copy:
     batch: outbox.LeasedBatch | None = None  # or a slice of a leased batch
     start: int = 0
     message: bytes | None = None  # None: personalize per recipient when sent
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Each recipient's delivery key, in `recipients` order (see `delivery_key`)."""
+        return tuple(delivery_key(self.job, address) for address in self.recipients)
+
+
+def delivery_key(job: JobInfo, address: str) -> str:
+    """The name of one recipient's delivery of one job: the same on every try.
+
+    The job's creation time, its id and a digest of the address (a job sends each
+    address once, whether from a batch or from a recipient row of its own), in
+    Maildir's `time.unique.host` shape, so a replay after a crash is recognised
+    and names sort in the order jobs were made.
+    """
+    stamp = f"{job.created_at.timestamp():.6f}" if job.created_at is not None else "0"
+    digest = hashlib.sha256(address.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return f"{stamp}.J{job.id}A{digest}.listserv"
 
 
 def plan_copies(jobs: dict[int, JobInfo], claim: outbox.Claim, batch_size: int) -> list[Copy]:

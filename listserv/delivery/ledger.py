@@ -21,14 +21,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from listserv import audit, outbox
-from listserv.delivery.copies import JobInfo, Signer
+from listserv.db import reader_of
+from listserv.delivery.copies import CopySigner, JobInfo, Signer
 from listserv.delivery.wire import CanonicalBytes, canonical
+from listserv.leasing import LeaseLog
 from listserv.models import MailingList, OutboxJob, Post, utcnow
 
 log = logging.getLogger("listserv.delivery")
 
 #: What to do with recipients that will not be tried again (in the settling transaction).
-FailureHandler = Callable[[Session, list[outbox.Failure]], None]
+FailureHandler = Callable[[Session, list[outbox.Failure]], object]
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Ledger:
         backoff_start: timedelta,
     ) -> None:
         self.factory = factory
+        self.reader = reader_of(factory)
         self.worker_id = worker_id
         self.on_failures = on_failures
         self.signer = signer
@@ -66,11 +69,14 @@ class Ledger:
         self.lease = lease
         self.backoff_start = backoff_start
         self.drained = False  # the last claim found less than it could take
+        self._returning = False  # take_back found rows of ours: claims take them first
         self._jobs: dict[int, JobInfo] = {}
         self._job_refs: dict[int, int] = {}
         self._lock = threading.Lock()
         self._unchecked: set[int] = set()  # jobs settled since we last looked for the end
         self._checked_at = 0.0
+        self.lease_log = LeaseLog(lease)
+        self._watched_at = 0.0
 
     @property
     def unchecked(self) -> bool:
@@ -86,7 +92,10 @@ class Ledger:
                 lease=self.lease,
                 now=utcnow(),
                 batch_size=self.batch_size,
+                returned=self._returning,
             )
+            if self._returning and not claim.returned:
+                self._returning = False  # every row taken back at start is sent again
             job_ids = {r.job_id for r in claim.recipients} | {b.job_id for b in claim.batches}
             with self._lock:
                 missing = job_ids - self._jobs.keys()
@@ -110,10 +119,7 @@ class Ledger:
             .where(OutboxJob.id.in_(ids))
         )
         for job, name, domain in session.execute(query):
-            raw = job.raw
-            if self.signer is not None:
-                raw = self._prepare_signed(session, job, raw, domain or "")
-            raw = CanonicalBytes(canonical(raw))
+            raw, signatures = self._prepare(session, job, domain or "")
             loaded[job.id] = JobInfo(
                 id=job.id,
                 kind=job.kind,
@@ -126,18 +132,30 @@ class Ledger:
                 verp=job.verp,
                 expires_at=job.expires_at,
                 post_id=job.post_id,
+                created_at=job.created_at,
+                signatures=signatures,
             )
         return loaded
 
-    def _prepare_signed(self, session: Session, job: OutboxJob, raw: bytes, domain: str) -> bytes:
-        """ARC-seal a post's shared copy once; DKIM-sign copies that are the same for all."""
-        assert self.signer is not None
+    def _prepare(
+        self, session: Session, job: OutboxJob, domain: str
+    ) -> tuple[CanonicalBytes, CopySigner | None]:
+        """The job's shared copy in SMTP form, and the signer of its personalized copies.
+
+        A post's shared copy is ARC-sealed once; a copy that is the same for every
+        recipient is DKIM-signed once; a personalized job gets a `CopySigner` that
+        already holds what its copies share (body hash, canonical headers).
+        """
+        raw = job.raw
+        if self.signer is None:
+            return CanonicalBytes(canonical(raw)), None
         if job.kind == "post":
             original = session.scalar(select(Post.raw).where(Post.id == job.post_id))
             raw = self.signer.seal(raw, domain, original or raw)
         if not job.personalized:
-            raw = self.signer.sign(raw, domain)
-        return raw
+            return CanonicalBytes(canonical(self.signer.sign(raw, domain))), None
+        shared = CanonicalBytes(canonical(raw))
+        return shared, self.signer.prepare(shared, domain)
 
     def record(self, done: Outcomes) -> None:
         now = utcnow()
@@ -225,18 +243,39 @@ class Ledger:
         with self.factory() as session, session.begin():
             outbox.renew(session, self.worker_id, utcnow() + self.lease)
 
-    def release_dead(self) -> int:
+    def take_back(self) -> int:
+        """At start: our own leases (from before a crash) are due again at once, and
+        others' leases are reported, since they hold their rows until they run out."""
+        now = utcnow()
         with self.factory() as session, session.begin():
-            return outbox.release_dead_leases(session, utcnow())
+            taken = outbox.take_back(session, self.worker_id, now, self.lease)
+            self._returning = taken > 0
+            self.lease_log.report(
+                outbox.held_by_others(session, self.worker_id, now), now, starting=True
+            )
+        self._watched_at = time.monotonic()
+        return taken
+
+    def watch_others(self) -> None:
+        """While idle, say once when another worker's lease has stopped being renewed."""
+        if time.monotonic() - self._watched_at < self.lease.total_seconds() / 3:
+            return
+        self._watched_at = time.monotonic()
+        now = utcnow()
+        with self.reader() as session:
+            self.lease_log.report(outbox.held_by_others(session, self.worker_id, now), now)
 
     def release_leases(self) -> None:
         """Hand back every lease this worker holds: they are due to others at once."""
         with self.factory() as session, session.begin():
-            outbox.renew(session, self.worker_id, utcnow() - timedelta(seconds=1))
+            outbox.renew(
+                session, self.worker_id, utcnow() - timedelta(seconds=1), with_returned=False
+            )
 
     def idle_seconds(self) -> float:
         """How long to sleep when nothing is due: until the next deferral, at most 1 s."""
-        with self.factory() as session:
+        self.watch_others()
+        with self.reader() as session:
             due = outbox.next_due(session)
         if due is None:
             return 1.0

@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """Relays: where delivery hands messages over — a Maildir or an SMTP relay.
 
-Both speak one small protocol, `send(sender, recipients, message)`, returning the
-relay's answer per recipient, so the delivery worker treats a local Maildir and
-Postfix alike and tests can use either. `RelayUnavailable` means the relay never
+Both speak one small protocol, `send(sender, recipients, message, keys)`,
+returning the relay's answer per recipient, so the delivery worker treats a local
+Maildir and Postfix alike and tests can use either. `keys` names each recipient's
+delivery after the outbox row it settles; a relay that can tell a replay by it
+(the Maildir) delivers each key once, however often a crash makes us send it. `RelayUnavailable` means the relay never
 answered for those recipients (connection refused, dropped, timed out): the
 worker defers them. The SMTP relay client is `smtp_relay.SMTPRelay`.
 """
@@ -29,7 +31,13 @@ SendResult = dict[str, tuple[int, str]]
 
 
 class Relay(Protocol):
-    async def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult: ...
+    async def send(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        message: bytes,
+        keys: Sequence[str] = (),
+    ) -> SendResult: ...
 
     async def close(self) -> None: ...
 
@@ -37,9 +45,13 @@ class Relay(Protocol):
 class MaildirRelay:
     """Writes one file per envelope recipient into <maildir>/new, as a local MTA does.
 
-    Each file starts with `Return-Path: <sender>` and `Delivered-To: <rcpt>`.
-    Files are written to tmp/, fsynced and renamed into new/, the Maildir
-    protocol that makes a half-written message impossible to see.
+    Each file starts with `Return-Path: <sender>` and `Delivered-To: <rcpt>`. It is
+    written to tmp/ and fsynced, then linked into new/ under a name made from its
+    delivery key (the outbox row), and only if no file of that name is there: a
+    copy sent again after a crash (written, not yet recorded as sent) finds itself
+    already delivered and writes nothing twice. A reader that moved the first copy
+    on to cur/ in between would see the second; the window is the seconds between
+    the crash and the restart. Without keys, names are unique as usual.
     """
 
     _counter = itertools.count()
@@ -50,25 +62,61 @@ class MaildirRelay:
             (path / sub).mkdir(parents=True, exist_ok=True)
         self._host = socket.gethostname().replace("/", "_").replace(":", "_")
 
-    def _write(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
+    def _name(self, key: str) -> str:
+        if key:
+            return key.replace("/", "_").replace(":", "_")
+        return f"{time.time():.6f}.P{os.getpid()}Q{next(self._counter)}.{self._host}"
+
+    def _write(
+        self, sender: str, recipients: Sequence[str], message: bytes, keys: Sequence[str]
+    ) -> SendResult:
         body = message.replace(b"\r\n", b"\n")
         results: SendResult = {}
-        for rcpt in recipients:
-            name = f"{time.time():.6f}.P{os.getpid()}Q{next(self._counter)}.{self._host}"
+        new = self.path / "new"
+        for index, rcpt in enumerate(recipients):
+            name = self._name(keys[index] if index < len(keys) else "")
+            if (new / name).exists():
+                results[rcpt] = (250, "2.0.0 already in maildir")
+                continue
             head = f"Return-Path: <{sender}>\nDelivered-To: {rcpt}\n".encode(
                 "utf-8", "surrogateescape"
             )
             tmp = self.path / "tmp" / name
-            with open(tmp, "wb") as handle:
-                handle.write(head + body)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.rename(tmp, self.path / "new" / name)
-            results[rcpt] = (250, "2.0.0 delivered to maildir")
+            try:
+                with open(tmp, "wb") as handle:
+                    handle.write(head + body)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                try:
+                    os.link(tmp, new / name)
+                except FileExistsError:
+                    results[rcpt] = (250, "2.0.0 already in maildir")
+                else:
+                    results[rcpt] = (250, "2.0.0 delivered to maildir")
+                finally:
+                    os.unlink(tmp)
+            except OSError as exc:  # a full disk defers this copy, not the ones written
+                results[rcpt] = (451, f"4.3.0 cannot write to the maildir: {exc.strerror}")
+        _fsync_dir(new)
         return results
 
-    async def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
-        return await asyncio.to_thread(self._write, sender, recipients, message)
+    async def send(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        message: bytes,
+        keys: Sequence[str] = (),
+    ) -> SendResult:
+        return await asyncio.to_thread(self._write, sender, recipients, message, keys)
 
     async def close(self) -> None:
         return None
+
+
+def _fsync_dir(path: Path) -> None:
+    """The new names are on disk before the outbox says sent (a power cut loses neither)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -69,7 +69,15 @@ class SMTPRelay:
         self._down: RelayUnavailable | None = None  # the last failure to connect
         self._down_until = 0.0
 
-    async def send(self, sender: str, recipients: Sequence[str], message: bytes) -> SendResult:
+    async def send(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        message: bytes,
+        keys: Sequence[str] = (),
+    ) -> SendResult:
+        """One transaction; `keys` are not used, since SMTP has no way to say "once"
+        (a transaction in flight at a crash may go twice)."""
         loop = asyncio.get_running_loop()
         txn = Transaction(sender, tuple(recipients), message, loop.create_future())
         if self._queue is None:

@@ -11,13 +11,16 @@ The worker is a small pipeline, so the relay never waits for the database:
 - plan: one copy per personalized or VERP recipient, one per batch of a bulk post
   (`copies.plan_copies`);
 - senders: several at a time per relay connection, so a pipelining relay client
-  always has the next transaction to send;
+  always has the next transaction to send; a signed personalized copy is made and
+  signed in a small thread pool, one thread per core: OpenSSL's RSA runs without
+  the GIL, so signing spreads over the cores while the loop keeps sending;
 - recorder: group commit: the results of the last `commit_interval` (50 ms) are
   settled in one transaction, so a relay's 250 is durable within about 50 ms and a
   killed worker re-sends only what was in flight or in that window.
 
-Leases are renewed while held, and released when the worker stops. The database
-side runs in threads, in `ledger.Ledger`.
+Leases are renewed while held (every third of the lease), and released when the
+worker stops; a worker named by its host and var dir takes back at start what it
+held when it was killed. The database side runs in threads, in `ledger.Ledger`.
 """
 
 from __future__ import annotations
@@ -25,16 +28,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from listserv import outbox
-from listserv.delivery.copies import Copy, Personalizer, Signer, plain_copy, plan_copies
+from listserv.delivery.copies import (
+    Copy,
+    CopySigner,
+    Personalizer,
+    Signer,
+    plain_copy,
+    plan_copies,
+)
+from listserv.delivery.health import RelayHealth
 from listserv.delivery.ledger import FailureHandler, Ledger, Outcomes
 from listserv.delivery.relay_bounces import record_relay_bounces
 from listserv.delivery.relays import Relay, RelayUnavailable, SendResult
+from listserv.delivery.wire import CanonicalBytes
+from listserv.leasing import LEASE, one_off_name
 
 log = logging.getLogger("listserv.delivery")
 
@@ -63,12 +78,13 @@ class DeliveryWorker:
         batch_size: int = 500,
         concurrency: int = 4,
         depth: int = 8,
-        lease: timedelta = timedelta(minutes=2),
+        lease: timedelta = LEASE,
         backoff_start: timedelta = outbox.BACKOFF_START,
         worker_id: str | None = None,
         on_failures: FailureHandler | None = None,
         commit_interval: float = 0.05,
         commit_batch: int = 2000,
+        health: RelayHealth | None = None,
     ) -> None:
         self.factory = factory
         self.relay = relay
@@ -80,10 +96,11 @@ class DeliveryWorker:
         self.depth = depth
         self.lease = lease
         self.backoff_start = backoff_start
-        self.worker_id = worker_id or outbox.worker_name()
+        self.worker_id = worker_id or one_off_name()
         self.on_failures = on_failures or record_relay_bounces
         self.commit_interval = commit_interval
         self.commit_batch = commit_batch
+        self.health = health or RelayHealth("relay", backoff_start)
         self.ledger = Ledger(
             factory,
             self.worker_id,
@@ -100,16 +117,16 @@ class DeliveryWorker:
         self._in_flight = 0
         self._room = asyncio.Event()
         self._sqlite = factory.kw["bind"].dialect.name == "sqlite"
+        self._signing: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ running
 
     async def run(self, stopping: asyncio.Event, wakeup: asyncio.Event) -> None:
         """Deliver until `stopping` is set (or the task is cancelled)."""
         ledger = self.ledger
-        if self._sqlite:
-            released = await asyncio.to_thread(ledger.release_dead)
-            if released:
-                log.info("took back %d leases of a stopped worker", released)
+        taken = await asyncio.to_thread(ledger.take_back)
+        if taken:
+            log.info("took back %d outbox leases %s held before it stopped", taken, self.worker_id)
         copies: asyncio.Queue[Copy] = asyncio.Queue()
         helpers = [
             asyncio.create_task(self._sender(copies), name=f"delivery-sender-{i}")
@@ -172,10 +189,16 @@ class DeliveryWorker:
         try:
             message = copy.message
             if message is None:
-                message = self.personalize(copy.job, copy.rows[0])
-                if self.signer is not None:
-                    message = await asyncio.to_thread(self.signer.sign, message, copy.job.domain)
-            answers: SendResult = await self.relay.send(copy.sender, copy.recipients, message)
+                signatures = copy.job.signatures
+                if signatures is None:
+                    message = self.personalize(copy.job, copy.rows[0])
+                else:
+                    message = await asyncio.get_running_loop().run_in_executor(
+                        self._signing_pool(), self._signed_copy, copy, signatures
+                    )
+            answers: SendResult = await self.relay.send(
+                copy.sender, copy.recipients, message, copy.keys
+            )
         except RelayUnavailable as exc:
             answers = {address: (0, str(exc)) for address in copy.recipients}
         except asyncio.CancelledError:
@@ -183,6 +206,7 @@ class DeliveryWorker:
         except Exception as exc:  # a bug or a broken relay must not lose the lease
             log.exception("relay failed")
             answers = {address: (0, f"relay error: {exc}") for address in copy.recipients}
+        self.health.observe(answers)
         missing = (0, "no answer for recipient")
         if copy.batch is None:
             for row in copy.rows:
@@ -191,6 +215,17 @@ class DeliveryWorker:
         else:
             self._batch_answers(copy, [answers.get(a, missing) for a in copy.recipients])
         self._done_ready.set()
+
+    def _signed_copy(self, copy: Copy, signatures: CopySigner) -> bytes:
+        """A member's copy with its DKIM signatures (runs in the signing pool)."""
+        message = self.personalize(copy.job, copy.rows[0])
+        signed = signatures.sign(message)
+        return CanonicalBytes(signed) if type(message) is CanonicalBytes else signed
+
+    def _signing_pool(self) -> ThreadPoolExecutor:
+        if self._signing is None:
+            self._signing = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="dkim")
+        return self._signing
 
     def _batch_answers(self, copy: Copy, answers: list[tuple[int, str]]) -> None:
         batch = copy.batch
@@ -246,6 +281,9 @@ class DeliveryWorker:
 
     def _stop(self) -> None:
         """Settle what the relay already answered and hand back the rest of our leases."""
+        if self._signing is not None:
+            self._signing.shutdown(wait=True, cancel_futures=True)
+            self._signing = None
         if len(self._done):
             done, self._done = self._done, Outcomes()
             try:

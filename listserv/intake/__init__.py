@@ -9,6 +9,13 @@ takes it from there.
 """
 
 from listserv.intake.inbound import InboundWriter, unprocessed_ids
-from listserv.intake.smtp import IntakeHandler, KnownLists, server_factory
+from listserv.intake.smtp import Doors, IntakeHandler, KnownLists, server_factory
 
-__all__ = ["InboundWriter", "IntakeHandler", "KnownLists", "server_factory", "unprocessed_ids"]
+__all__ = [
+    "Doors",
+    "InboundWriter",
+    "IntakeHandler",
+    "KnownLists",
+    "server_factory",
+    "unprocessed_ids",
+]

@@ -13,8 +13,11 @@ name, which is also what Alembic's autogenerate reads. Every schema change is
 an Alembic migration under migrations/; a test proves the two agree.
 """
 
+from listserv.models.api import ApiToken, IdempotentAnswer, Webhook, WebhookDelivery
+from listserv.models.archive import ArchiveEntry, include_in_schema
 from listserv.models.base import Base, UTCDateTime, Words, utcnow
 from listserv.models.enums import (
+    ArchiveAccess,
     Channel,
     DeliveryMode,
     DeliveryStatus,
@@ -24,6 +27,7 @@ from listserv.models.enums import (
     IneligiblePolicy,
     MembershipChange,
     NonMemberAction,
+    NotifyOwners,
     OriginalSenderHeader,
     OutboxState,
     PostStatus,
@@ -33,11 +37,15 @@ from listserv.models.enums import (
     Role,
 )
 from listserv.models.lists import Ban, MailingList, Member, MembershipEvent
-from listserv.models.mail import BounceEvent, InboundMessage, Post
+from listserv.models.mail import BounceEvent, InboundMessage, InboundResult, Post
 from listserv.models.outbox import OutboxBatch, OutboxJob, OutboxRecipient
 from listserv.models.requests import AuditEvent, PendingRequest, RateEvent, UnsubscribeReceipt
+from listserv.models.signin import RecoveryCode, SignInLink, TotpSecret, WebSession
 
 __all__ = [
+    "ApiToken",
+    "ArchiveAccess",
+    "ArchiveEntry",
     "AuditEvent",
     "Ban",
     "Base",
@@ -47,7 +55,9 @@ __all__ = [
     "DeliveryStatus",
     "DeliveryStyle",
     "DmarcMitigation",
+    "IdempotentAnswer",
     "InboundMessage",
+    "InboundResult",
     "InboundStatus",
     "IneligiblePolicy",
     "MailingList",
@@ -55,6 +65,7 @@ __all__ = [
     "MembershipChange",
     "MembershipEvent",
     "NonMemberAction",
+    "NotifyOwners",
     "OriginalSenderHeader",
     "OutboxBatch",
     "OutboxJob",
@@ -64,12 +75,19 @@ __all__ = [
     "Post",
     "PostStatus",
     "RateEvent",
+    "RecoveryCode",
     "RequestKind",
     "RequestStatus",
     "ReviewPolicy",
     "Role",
+    "SignInLink",
+    "TotpSecret",
     "UTCDateTime",
     "UnsubscribeReceipt",
+    "WebSession",
+    "Webhook",
+    "WebhookDelivery",
     "Words",
+    "include_in_schema",
     "utcnow",
 ]

@@ -22,6 +22,11 @@ class DeliveryMode(enum.StrEnum):
     DIGEST = "digest"
     NOMAIL = "nomail"
 
+    @property
+    def word(self) -> str:
+        """The word people see and type: LISTSERV's SET MAIL, DIGEST or NOMAIL."""
+        return "mail" if self is DeliveryMode.REGULAR else self.value
+
 
 class DeliveryStatus(enum.StrEnum):
     ENABLED = "enabled"
@@ -36,6 +41,8 @@ class MembershipChange(enum.StrEnum):
     JOIN = "join"
     LEAVE = "leave"
     CHANGE = "change"
+    #: The member's rows moved to a new address; `previous_address_key` names the old one.
+    ADDRESS = "address"
 
 
 class InboundStatus(enum.StrEnum):
@@ -54,6 +61,7 @@ class RequestKind(enum.StrEnum):
     MODERATE_REQUEST = "moderate-request"
     BOUNCE_REENABLE = "bounce-reenable"  # a bouncing member turns delivery back on
     BOUNCE_PROBE = "bounce-probe"  # the token is the probe's return path, never confirmed
+    CHANGE_ADDRESS = "change-address"  # a member moves to a new address (no list: all of them)
 
 
 class RequestStatus(enum.StrEnum):
@@ -121,6 +129,23 @@ class OriginalSenderHeader(enum.StrEnum):
 class DeliveryStyle(enum.StrEnum):
     PERSONALIZED = "personalized"
     BULK = "bulk"
+
+
+class NotifyOwners(enum.StrEnum):
+    """When owners hear of joins and leaves (LISTSERV's SUBSCRIBE/SIGNOFF notices)."""
+
+    AUTO = "auto"  # each under 5,000 members, else daily
+    EACH = "each"
+    DAILY = "daily"
+    NONE = "none"
+
+
+class ArchiveAccess(enum.StrEnum):
+    """Who may read a list's web archive."""
+
+    PUBLIC = "public"
+    MEMBERS = "members"
+    OWNERS = "owners"
 
 
 class ReviewPolicy(enum.StrEnum):

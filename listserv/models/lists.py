@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from listserv.models.base import Base, Words, utcnow
 from listserv.models.enums import (
+    ArchiveAccess,
     DeliveryMode,
     DeliveryStatus,
     DeliveryStyle,
@@ -23,6 +24,7 @@ from listserv.models.enums import (
     IneligiblePolicy,
     MembershipChange,
     NonMemberAction,
+    NotifyOwners,
     OriginalSenderHeader,
     ReviewPolicy,
     Role,
@@ -70,6 +72,17 @@ class MailingList(Base):
     retention_days: Mapped[int] = mapped_column(default=0)
     legal_hold: Mapped[bool] = mapped_column(default=False)
     last_digest_at: Mapped[datetime | None] = mapped_column(default=None)
+    notify_owners: Mapped[NotifyOwners] = mapped_column(
+        Words(NotifyOwners, 8), default=NotifyOwners.AUTO
+    )
+    archive_access: Mapped[ArchiveAccess] = mapped_column(
+        Words(ArchiveAccess, 8), default=ArchiveAccess.MEMBERS
+    )
+    digest_schedule: Mapped[str] = mapped_column(String(8), default="daily")
+    digest_hour: Mapped[int] = mapped_column(default=0)
+    digest_size_kb: Mapped[int] = mapped_column(default=0)
+    #: Until when the owners' daily summary of joins and leaves has been sent.
+    owners_notified_at: Mapped[datetime | None] = mapped_column(default=None)
     bounce_score_threshold: Mapped[float] = mapped_column(Float, default=5.0)
     bounce_stale_after_days: Mapped[int] = mapped_column(default=7)
     bounce_warnings: Mapped[int] = mapped_column(default=3)
@@ -114,6 +127,8 @@ class Member(Base):
     delivery_mode: Mapped[DeliveryMode] = mapped_column(
         Words(DeliveryMode, 16), default=DeliveryMode.REGULAR
     )
+    #: In DIGEST mode: "mime" (RFC 2046 multipart/digest) or "plain" (RFC 1153 text).
+    digest_format: Mapped[str] = mapped_column(String(8), default="mime")
     delivery_status: Mapped[DeliveryStatus] = mapped_column(
         Words(DeliveryStatus, 24), default=DeliveryStatus.ENABLED
     )
@@ -149,6 +164,8 @@ class MembershipEvent(Base):
     actor: Mapped[str] = mapped_column(String(320), default="")
     channel: Mapped[str] = mapped_column(String(16), default="")
     at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: On an `address` event, the key the member had before: one member, both addresses.
+    previous_address_key: Mapped[str] = mapped_column(String(320), default="")
 
 
 class Ban(Base):

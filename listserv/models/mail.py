@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """Mail as it moves through the stages: accepted inbound messages, posts, bounce events.
 
-`inbound_messages` hands intake's work to processing; `posts` keeps every message
+`inbound_messages` hands intake's work to processing, which leases rows as the
+delivery workers lease outbox rows; `inbound_results` is the one result of each
+(message, recipient), unique, so a second processor of the same message finds
+the work done; `posts` keeps every message
 sent to a posting address with what became of it (the archive is its accepted
 rows); `bounce_events` carries delivery failures from DSNs and relays to scoring.
 """
@@ -11,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from listserv.models.base import Base, Words, utcnow
@@ -37,6 +40,29 @@ class InboundMessage(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     attempts: Mapped[int] = mapped_column(default=0)
     processed_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: Who is processing it (or processed it) and until when the lease holds.
+    lease_owner: Mapped[str] = mapped_column(String(64), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class InboundResult(Base):
+    """What became of one recipient of one inbound message: written once, first.
+
+    Processing inserts this row before it routes the recipient, in the same
+    transaction as every effect (post, request, reply, outbox job); what became of
+    the recipient is the inbound row's `reason`. The unique key means only one
+    transaction doing that work can ever commit; on PostgreSQL a second processor
+    waits on the key and then finds the work done.
+    """
+
+    __tablename__ = "inbound_results"
+    __table_args__ = (UniqueConstraint("inbound_id", "recipient"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound_messages.id", ondelete="CASCADE"))
+    recipient: Mapped[str] = mapped_column(String(400))  # list:destination:extension
+    worker: Mapped[str] = mapped_column(String(64), default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Post(Base):
@@ -50,6 +76,8 @@ class Post(Base):
     __table_args__ = (
         Index("ix_posts_list_status", "list_id", "status"),
         Index("ix_posts_list_message_id", "list_id", "message_id"),
+        # One post per inbound message and list, whoever processes it.
+        UniqueConstraint("inbound_id", "list_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

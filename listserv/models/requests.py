@@ -75,7 +75,11 @@ class AuditEvent(Base):
     """Who did what, when, from where, through which channel; never deleted."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_list_at", "list_name", "at"),)
+    __table_args__ = (
+        Index("ix_audit_events_list_at", "list_name", "at"),
+        # /metrics counts the limit trips by action at every scrape.
+        Index("ix_audit_events_action_at", "action", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)

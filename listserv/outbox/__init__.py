@@ -35,9 +35,9 @@ from listserv.outbox.leases import (
     Leased,
     LeasedBatch,
     claim,
-    release_dead_leases,
+    held_by_others,
     renew,
-    worker_name,
+    take_back,
 )
 from listserv.outbox.schedule import BACKOFF_MAX, BACKOFF_START, backoff, next_due
 from listserv.outbox.settling import (
@@ -73,11 +73,11 @@ __all__ = [
     "claim",
     "enqueue",
     "finish_jobs",
+    "held_by_others",
     "next_due",
     "record",
-    "release_dead_leases",
     "renew",
     "retry_now",
     "status",
-    "worker_name",
+    "take_back",
 ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Connection, Engine, insert
 from sqlalchemy.orm import Session
 
 from listserv.models import OutboxJob, OutboxState, utcnow
@@ -49,6 +49,7 @@ def enqueue(
 ) -> OutboxJob:
     """Create a job and its recipients in the caller's transaction."""
     now = now or utcnow()
+    specs = [r if isinstance(r, RecipientSpec) else RecipientSpec(r) for r in recipients]
     job = OutboxJob(
         kind=kind,
         list_id=list_id,
@@ -59,12 +60,11 @@ def enqueue(
         verp=verp,
         created_at=now,
         expires_at=now + retry_for,
-        recipient_count=0,
+        recipient_count=len(specs),  # counted at insert: no UPDATE after (a notice's hot path)
     )
     session.add(job)
     session.flush()
-    specs = [r if isinstance(r, RecipientSpec) else RecipientSpec(r) for r in recipients]
-    add_recipients(session, job, specs, now, batch_size=batch_size)
+    _insert_recipients(session, job, specs, now, batch_size)
     return job
 
 
@@ -82,6 +82,14 @@ def add_recipients(
     more than one recipient are stored as batch rows, sorted by domain so each relay
     transaction goes to as few destinations as possible.
     """
+    if specs:
+        _insert_recipients(session, job, specs, now, batch_size)
+        job.recipient_count = (job.recipient_count or 0) + len(specs)
+
+
+def _insert_recipients(
+    session: Session, job: OutboxJob, specs: Sequence[RecipientSpec], now: datetime, batch_size: int
+) -> None:
     if not specs:
         return
     conn = session.connection()
@@ -101,6 +109,8 @@ def add_recipients(
             for i in range(0, len(ordered), batch_size)
         ]
         conn.execute(insert(BATCHES), rows)
+    elif conn.dialect.name == "postgresql":
+        _copy_recipients(conn, job.id, specs, _db_datetime(conn.engine, now))
     else:
         due = _db_datetime(conn.engine, now)
         sql = (
@@ -123,7 +133,38 @@ def add_recipients(
                 for s in specs
             ],
         )
-    job.recipient_count = (job.recipient_count or 0) + len(specs)
+
+
+_COPY = (
+    "COPY outbox_recipients (job_id, address, member_id, unsubscribe_token, domain, state,"
+    " attempts, next_attempt_at, lease_owner, last_reply) FROM STDIN"
+)
+
+
+def _copy_recipients(
+    conn: Connection, job_id: int, specs: Sequence[RecipientSpec], due: Any
+) -> None:
+    """Recipient rows by COPY, in the fan-out's own transaction: on PostgreSQL an
+    executemany INSERT costs about 60 µs a row, so a 1,000,000-member post would wait
+    a minute before its first copy; COPY streams them at a few µs a row."""
+    driver = conn.connection.driver_connection  # psycopg's own connection, in our transaction
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(_COPY) as copy:
+        for s in specs:
+            copy.write_row(
+                (
+                    job_id,
+                    s.address,
+                    s.member_id,
+                    s.unsubscribe_token,
+                    s.address.rpartition("@")[2].lower().rstrip("."),
+                    "queued",
+                    0,
+                    due,
+                    "",
+                    "",
+                )
+            )
 
 
 def _db_datetime(engine: Engine, value: datetime) -> Any:

@@ -6,14 +6,17 @@ A lease is the `active` state plus `lease_owner`/`lease_until`. A worker that di
 leaves `active` rows whose lease runs out; they are claimed again, so what was in
 flight (handed to the relay but not yet recorded) may be sent twice, and nothing is
 sent never. Leases are claimed with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so
-workers on several hosts share one job; SQLite has one worker.
+workers on several hosts share one job. A worker's name is its host and var dir
+(`listserv.leasing`), so a restarted worker takes its own leases back at once
+(`take_back`); another's come back when they run out. Taken-back rows stay leased
+to this worker under `returned_owner` until its own claims send them: made due for
+anyone, a second host could send them again into its own Maildir while the first
+copies sit in ours.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +24,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from listserv.leasing import HeldLease, leases_of_others
 from listserv.models import OutboxState, utcnow
 from listserv.outbox.jobs import BULK_BATCH
 from listserv.outbox.tables import BATCHES, OPEN, RECIPIENTS
@@ -53,6 +57,7 @@ class LeasedBatch:
 class Claim:
     recipients: list[Leased] = field(default_factory=list)
     batches: list[LeasedBatch] = field(default_factory=list)
+    returned: int = 0  # rows and batches of these that a restart took back
 
     def __len__(self) -> int:
         return len(self.recipients) + sum(len(b.recipients) for b in self.batches)
@@ -66,16 +71,28 @@ def claim(
     lease: timedelta,
     now: datetime | None = None,
     batch_size: int = BULK_BATCH,
+    returned: bool = False,
 ) -> Claim:
     """Lease up to about `limit` due recipients (batches count by their size).
 
-    Expired leases first (a dead worker's rows), then queued and deferred rows in
-    due order. Each step is one UPDATE … WHERE id IN (SELECT … LIMIT n [FOR UPDATE
-    SKIP LOCKED]) RETURNING: a few statements per claim of thousands of recipients.
+    With `returned`, rows this worker took back at start first (`Claim.returned`
+    counts them); then expired leases (a dead worker's rows), then queued and
+    deferred rows in due order. Each step is one UPDATE … WHERE id IN (SELECT …
+    LIMIT n [FOR UPDATE SKIP LOCKED]) RETURNING: a few statements per claim of
+    thousands of recipients.
     """
     now = now or utcnow()
     until = now + lease
     result = Claim()
+    back = returned_owner(worker_id)
+    returned_rows = (
+        RECIPIENTS.c.state == OutboxState.ACTIVE.value,
+        RECIPIENTS.c.lease_owner == back,
+    )
+    returned_batches = (
+        BATCHES.c.state == OutboxState.ACTIVE.value,
+        BATCHES.c.lease_owner == back,
+    )
     expired_rows = (
         RECIPIENTS.c.state == OutboxState.ACTIVE.value,
         RECIPIENTS.c.lease_until < now,
@@ -86,7 +103,11 @@ def claim(
     # Single recipients (service mail, personalized posts) may take half the room
     # first, so a bulk job never holds up a confirmation; batches then take what is
     # left, and single recipients whatever the batches did not need.
+    steps: list[tuple[Any, tuple[Any, ...], int]] = []
+    if returned:
+        steps += [(RECIPIENTS, returned_rows, 1), (BATCHES, returned_batches, 1)]
     for table, due, share in (
+        *steps,
         (RECIPIENTS, expired_rows, 2),
         (RECIPIENTS, due_rows, 2),
         (BATCHES, expired_batches, 1),
@@ -106,6 +127,8 @@ def claim(
             )
         else:
             result.recipients.extend(Leased(*r) for r in rows)
+        if due is returned_rows or due is returned_batches:
+            result.returned += len(rows)
     return result
 
 
@@ -137,62 +160,55 @@ def _claim_rows(
     return session.execute(statement).all()
 
 
-def renew(session: Session, worker_id: str, until: datetime) -> int:
-    """Extend every lease this worker holds (a slow relay must not lose them)."""
+def returned_owner(worker_id: str) -> str:
+    """The lease owner of rows a restarted worker took back and has not sent yet."""
+    return f"{worker_id[:59]}/back"
+
+
+def renew(session: Session, worker_id: str, until: datetime, *, with_returned: bool = True) -> int:
+    """Extend every lease this worker holds (a slow relay must not lose them).
+
+    With `with_returned=False` (handing leases back at a clean stop) the rows taken
+    back at start and not yet sent keep their lease: they may be in our Maildir.
+    """
     count = 0
+    owners = (worker_id, returned_owner(worker_id)) if with_returned else (worker_id,)
     for table in (RECIPIENTS, BATCHES):
         result = session.execute(
             update(table)
-            .where(table.c.state == OutboxState.ACTIVE.value, table.c.lease_owner == worker_id)
+            .where(table.c.state == OutboxState.ACTIVE.value, table.c.lease_owner.in_(owners))
             .values(lease_until=until)
         )
         count += int(getattr(result, "rowcount", 0) or 0)
     return count
 
 
-def worker_name() -> str:
-    """`host:pid:random`, so a lease says which process on which host holds it."""
-    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+def take_back(session: Session, worker_id: str, now: datetime, lease: timedelta) -> int:
+    """Mark every lease `worker_id` holds as ours to send first: a restarted worker's work.
 
-
-def release_dead_leases(
-    session: Session, now: datetime, alive: Callable[[int], bool] | None = None
-) -> int:
-    """Expire leases held by dead processes on this host, so a restart resumes at once.
-
-    Only for SQLite, where the service is the one worker on one host: there a lease
-    owner `host:pid:…` whose pid no longer runs is certainly dead. (On PostgreSQL
-    hosts may share a name, so leases there simply run out.)
+    The identity (host and var dir) outlives the process, so what a killed worker
+    had leased is ours again as soon as we start, on every database. The rows stay
+    leased (to `returned_owner`, renewed with our own) and our next claims take them
+    before anything else, so the copies a crash left written but unrecorded are sent
+    again by this host, whose relay (the Maildir) knows them, and by no other.
     """
-    alive = alive or _pid_alive
-    host = socket.gethostname()
-    dead: list[str] = []
-    for table in (RECIPIENTS, BATCHES):
-        owners = session.scalars(
-            select(table.c.lease_owner).where(table.c.state == OutboxState.ACTIVE.value).distinct()
-        )
-        for owner in owners:
-            parts = owner.rsplit(":", 2)
-            if len(parts) == 3 and parts[0] == host and parts[1].isdigit():
-                if not alive(int(parts[1])):
-                    dead.append(owner)
     count = 0
+    owners = (worker_id, returned_owner(worker_id))  # also what an earlier restart took back
     for table in (RECIPIENTS, BATCHES):
-        if dead:
-            result = session.execute(
-                update(table)
-                .where(table.c.state == OutboxState.ACTIVE.value, table.c.lease_owner.in_(dead))
-                .values(lease_until=now - timedelta(seconds=1))
-            )
-            count += int(getattr(result, "rowcount", 0) or 0)
+        result = session.execute(
+            update(table)
+            .where(table.c.state == OutboxState.ACTIVE.value, table.c.lease_owner.in_(owners))
+            .values(lease_owner=returned_owner(worker_id), lease_until=now + lease)
+        )
+        count += int(getattr(result, "rowcount", 0) or 0)
     return count
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def held_by_others(session: Session, worker_id: str, now: datetime) -> list[HeldLease]:
+    """Recipients and batches another worker has leased, per owner."""
+    held: list[HeldLease] = []
+    mine = (worker_id, returned_owner(worker_id))
+    for table, what in ((RECIPIENTS, "outbox recipients"), (BATCHES, "outbox batches")):
+        active = table.c.state == OutboxState.ACTIVE.value
+        held.extend(leases_of_others(session, table, active, mine, now, what))
+    return held

@@ -24,22 +24,35 @@ from datetime import timedelta
 from email.utils import format_datetime, make_msgid
 
 from listserv import notices, outbox, roster
+from listserv.archive import index as archive_index
 from listserv.context import Context
-from listserv.decorate import decorate_post
+from listserv.decorate import MEMBER_LINK, decorate_post
 from listserv.lists import list_identity
 from listserv.models import MailingList, OutboxJob, Post, PostStatus
 from listserv.outbox import RecipientSpec
 from listserv.tokens import unsubscribe_token
+from listserv.webhooks import events as webhook_events
 
 #: Members read from the roster and inserted into the outbox per round trip.
 BATCH = 2000
 
 
+def personal_links(mlist: MailingList) -> bool:
+    """Whether each member's copy carries their own one-click link (not one bulk copy)."""
+    return mlist.delivery_style == "personalized"
+
+
 def render_footers(ctx: Context, mlist: MailingList) -> tuple[str, str]:
-    """The FOIA footer as text and HTML, from templates/footer.{txt,html}.j2."""
+    """The FOIA footer as text and HTML, from templates/footer.{txt,html}.j2.
+
+    `unsubscribe_url` is the marker each member's copy gets their own link in
+    (`decorate.personalize`), or the list page, whose leave form works for anyone,
+    when one copy goes to everyone.
+    """
     view = notices.list_view(ctx, mlist)
-    text = ctx.templates.render("footer.txt.j2", list=view)
-    html = ctx.templates.render("footer.html.j2", list=view)
+    link = MEMBER_LINK if personal_links(mlist) else view["url"]
+    text = ctx.templates.render("footer.txt.j2", list=view, unsubscribe_url=link)
+    html = ctx.templates.render("footer.html.j2", list=view, unsubscribe_url=link)
     return text, html
 
 
@@ -95,7 +108,7 @@ def build_shared_copy(ctx: Context, mlist: MailingList, post: Post) -> bytes:
     shared = decorate_post(
         original, list_identity(mlist, ctx.settings.web.base_url), footer_text, footer_html
     )
-    if mlist.delivery_style != "personalized":
+    if not personal_links(mlist):
         page = f"{ctx.settings.web.base_url}/lists/{mlist.name}"
         shared = bulk_unsubscribe_headers(shared, mlist, page)
     return shared
@@ -103,7 +116,7 @@ def build_shared_copy(ctx: Context, mlist: MailingList, post: Post) -> bytes:
 
 def start_fanout(ctx: Context, mlist: MailingList, post: Post) -> OutboxJob:
     """Queue the post for every receiving member; returns the job."""
-    personalized = mlist.delivery_style == "personalized"
+    personalized = personal_links(mlist)
     shared = build_shared_copy(ctx, mlist, post)
     post.decorated_size = len(shared)
     post.decorated_sha256 = hashlib.sha256(shared).hexdigest()
@@ -146,4 +159,13 @@ def accept_post(ctx: Context, mlist: MailingList, post: Post) -> OutboxJob:
     post.status = PostStatus.ACCEPTED
     if post.decided_at is None:
         post.decided_at = ctx.now
-    return start_fanout(ctx, mlist, post)
+    archive_index.add_post(ctx.session, post)
+    job = start_fanout(ctx, mlist, post)
+    webhook_events.queue_event(
+        ctx.session,
+        webhook_events.POST_ACCEPTED,
+        mlist.name,
+        {"post": post.id, "sender": post.sender, "subject": post.subject},
+        ctx.now,
+    )
+    return job

@@ -3,7 +3,8 @@
 
 Input: a `Post` the rules held. Output: the post held, a `moderate-post`
 `PendingRequest` (its token is the confirm address in the moderators'
-notice), the notices to moderators and poster, and an audit row. The
+notice), the notices to moderators (coalesced per list by `staff_notices`)
+and poster, and an audit row. The
 moderators' decisions are acts (`acts/held.py`) built on `settle`.
 
 The first decision wins: `settle` is a conditional UPDATE (`… WHERE status =
@@ -20,7 +21,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import defer
 
-from listserv import audit, notices, ratelimit, roster
+from listserv import audit, notices, ratelimit, roster, staff_notices
 from listserv.actors import Auth, email_actor
 from listserv.context import Context
 from listserv.message import parse_message, text_body_lines
@@ -99,25 +100,30 @@ def hold_post(
     ctx.session.add(request)
     ctx.session.flush()
     confirm_address = mlist.address(f"-confirm+{token}")
-    excerpt = _excerpt(post)
-    for address in moderators_of(ctx, mlist):
-        notices.send_notice(
-            ctx,
-            "held_notice.txt.j2",
-            address,
-            mlist=mlist,
-            reply_to=confirm_address,
-            post_id=post.id,
-            sender=post.sender,
-            sender_name=post.sender_name,
-            subject=post.subject,
-            size=len(post.raw),
-            reasons=list(reasons),
-            token=token,
-            confirm_address=confirm_address,
-            expiry_days=HOLD_EXPIRY.days,
-            excerpt=excerpt,
-        )
+
+    def tell_moderators() -> None:
+        excerpt = _excerpt(post)
+        for address in moderators_of(ctx, mlist):
+            notices.send_notice(
+                ctx,
+                "held_notice.txt.j2",
+                address,
+                mlist=mlist,
+                reply_to=confirm_address,
+                post_id=post.id,
+                sender=post.sender,
+                sender_name=post.sender_name,
+                subject=post.subject,
+                size=len(post.raw),
+                reasons=list(reasons),
+                token=token,
+                confirm_address=confirm_address,
+                expiry_days=HOLD_EXPIRY.days,
+                excerpt=excerpt,
+            )
+
+    # At most one notice per list per window; the rest go in the next summary.
+    staff_notices.announce(ctx, mlist, request, tell_moderators)
     if tell_poster and may_notify_poster(ctx, post.sender):
         notices.send_notice(
             ctx,

@@ -38,6 +38,7 @@ from listserv.passwords import verify_password
 from listserv.posting import fanout, moderation
 from listserv.posting.rules import Action, Verdict, evaluate, post_context
 from listserv.routing.delivery import Delivery
+from listserv.sender_auth import sender_proof
 
 #: Who decided a post the rules decided, for "already handled by …".
 RULES_ACTOR = "the posting rules"
@@ -146,6 +147,7 @@ def receive_post(ctx: Context, delivery: Delivery, forward: Forward) -> str:
     # removed from everything stored before the post itself is stored.
     approved_by = _pre_approval(ctx, mlist, delivery)
     post = store_post(ctx, mlist, delivery, PostStatus.HELD)
+    ctx.sender_proof = sender_proof(delivery.message, post.sender, ctx.settings.site.authserv_id)
     verdict = evaluate(
         post_context(
             ctx,

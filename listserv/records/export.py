@@ -127,6 +127,7 @@ class RosterSweep:
                     MembershipEvent.event,
                     MembershipEvent.delivery_mode,
                     MembershipEvent.delivery_status,
+                    MembershipEvent.previous_address_key,
                 )
                 .where(MembershipEvent.list_id == mlist.id, MembershipEvent.role == Role.MEMBER)
                 .order_by(MembershipEvent.at, MembershipEvent.id)
@@ -140,6 +141,10 @@ class RosterSweep:
         self.current: dict[str, Any] | None = None
 
     def _apply(self, event: Any) -> None:
+        if event.event == "address" and event.previous_address_key:
+            # One member under a new address: the old key stops receiving here.
+            if self.receiving.pop(event.previous_address_key, None) is not None:
+                self.dirty = True
         receives = (
             event.event != "leave"
             and event.delivery_mode == DeliveryMode.REGULAR

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from listserv import audit
 from listserv.actors import Actor, system_actor
 from listserv.acts.errors import Conflict
+from listserv.archive import index as archive_index
 from listserv.context import Context
 from listserv.models import (
     InboundMessage,
@@ -97,7 +98,7 @@ def _disposition(posts: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def _delete_posts(session: Session, post_ids: Sequence[int]) -> None:
-    """Delete posts with their inbound copies and the finished jobs that sent them."""
+    """Delete posts with their archive entries, inbound copies and the jobs that sent them."""
     for start in range(0, len(post_ids), DELETE_CHUNK):
         ids = list(post_ids[start : start + DELETE_CHUNK])
         inbound_ids = [
@@ -105,6 +106,8 @@ def _delete_posts(session: Session, post_ids: Sequence[int]) -> None:
             for i in session.scalars(select(Post.inbound_id).where(Post.id.in_(ids)))
             if i is not None
         ]
+        # The archive's entries first: the search index leaves in this transaction.
+        archive_index.remove_posts(session, ids)
         session.execute(
             delete(OutboxJob).where(OutboxJob.post_id.in_(ids), OutboxJob.completed_at.is_not(None))
         )

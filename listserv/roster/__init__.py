@@ -7,7 +7,7 @@ membership history and the audit log; permission is checked by the acts.
 """
 
 from listserv.roster.bulk import NewMember, add_members_bulk
-from listserv.roster.history import members_at
+from listserv.roster.history import member_history, members_at, previous_keys
 from listserv.roster.rows import (
     add_member,
     address_key,
@@ -15,6 +15,7 @@ from listserv.roster.rows import (
     find_member,
     iter_receiving_members,
     members,
+    move_member,
     remove_member,
     roles_of,
     snapshot,
@@ -28,8 +29,11 @@ __all__ = [
     "change_member",
     "find_member",
     "iter_receiving_members",
+    "member_history",
     "members",
     "members_at",
+    "move_member",
+    "previous_keys",
     "remove_member",
     "roles_of",
     "snapshot",

@@ -2,8 +2,9 @@
 """Adding a whole roster at once: the same records as one member at a time, in batches.
 
 An import of 100,000 addresses must not cost 100,000 ORM round trips, so the
-member rows, their `join` history events and their audit rows go in with
-executemany inserts, a batch at a time, in the caller's one transaction.
+member rows, their `join` history events, their audit rows and the
+`member.joined` webhook deliveries go in with executemany inserts, a batch
+at a time, in the caller's one transaction.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from listserv import audit
@@ -30,6 +31,10 @@ from listserv.models import (
     utcnow,
 )
 from listserv.tokens import new_nonce
+from listserv.webhooks import events as webhook_events
+
+#: An import this large refreshes PostgreSQL's statistics of the roster table.
+ANALYZE_AFTER = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +62,9 @@ def add_members_bulk(
 ) -> int:
     """Add many members (role member) with executemany inserts; returns how many.
 
-    The same records as `add_member` — a member row, a `join` history event
-    and (with `audit_each`) a `member-add` audit row each — plus ONE
+    The same records as `add_member` — a member row, a `join` history event,
+    a `member.joined` delivery for each listening webhook (with or without
+    `audit_each`) and (with `audit_each`) a `member-add` audit row each — plus ONE
     `members-import` audit record carrying `summary`. Rows go in batches so
     memory stays flat for a 100,000-line import; columns that start empty
     (dates, password) are left to the database's NULL, which also spares
@@ -74,6 +80,7 @@ def add_members_bulk(
     audit_table = tables[AuditEvent.__tablename__]
     total = 0
     chunk: list[NewMember] = []
+    hooks = webhook_events.listeners(session, webhook_events.MEMBER_JOINED, mlist.name)
 
     def flush(rows: list[NewMember]) -> None:
         session.execute(
@@ -115,6 +122,14 @@ def add_members_bulk(
                 }
                 for m in rows
             ],
+        )
+        webhook_events.queue_many(
+            session,
+            hooks,
+            webhook_events.MEMBER_JOINED,
+            mlist.name,
+            ({"address": m.address[:998], "name": m.name[:200]} for m in rows),
+            now,
         )
         if audit_each:
             session.execute(
@@ -171,4 +186,9 @@ def add_members_bulk(
         at=now,
     )
     session.flush()
+    if total >= ANALYZE_AFTER and session.get_bind().dialect.name == "postgresql":
+        # PostgreSQL's planner would go on believing the list is small until
+        # autovacuum comes by, and sort the whole roster before its first row
+        # instead of reading the (list_id, address_key, role) index in order.
+        session.execute(text(f"ANALYZE {member_table.name}"))
     return total

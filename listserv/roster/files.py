@@ -16,11 +16,13 @@ Nothing is decided here: `plan.py` judges every record.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
+from pathlib import Path
 
 FORMATS = ("csv", "plain", "listserv", "mailman")
 
@@ -150,28 +152,105 @@ def _csv_layout(lines: Sequence[str]) -> _CsvLayout | None:
     return _CsvLayout(start + 1, delimiter, columns, first_last, role)
 
 
-class RosterFile:
-    """An import file: its lines, its format, and its records, read lazily.
+class _Numbered:
+    """Lines with the number and text of the last one handed out (for csv.reader)."""
 
-    Records are produced one at a time so a 100,000-line import never holds
-    them all; `ignored` counts LISTSERV framing lines once they are read.
+    def __init__(self, lines: Iterator[str], first: int) -> None:
+        self.lines = lines
+        self.number = first
+        self.text = ""
+
+    def __iter__(self) -> _Numbered:
+        return self
+
+    def __next__(self) -> str:
+        self.text = next(self.lines)
+        self.number += 1
+        return self.text
+
+
+def _scan(path: Path) -> tuple[str, int]:
+    """The file's encoding (as `decode` would choose it) and its number of lines, in one pass.
+
+    Read in 1 MB chunks, so a 1,000,000-line roster is judged without holding it.
+    """
+    utf8 = codecs.getincrementaldecoder("utf-8-sig")()
+    utf8_ok = True
+    cp1252_ok = True
+    lines = 0
+    last = b"\n"
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            if utf8_ok:
+                try:
+                    utf8.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8_ok = False
+            if cp1252_ok and any(b in chunk for b in _CP1252_UNDEFINED):
+                cp1252_ok = False
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    if utf8_ok:
+        try:
+            utf8.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8_ok = False
+    encoding = "utf-8-sig" if utf8_ok else "cp1252" if cp1252_ok else "latin-1"
+    return encoding, lines + (last != b"\n")
+
+
+#: Bytes Windows-1252 leaves undefined (Python's cp1252 codec refuses them).
+_CP1252_UNDEFINED = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
+
+
+class RosterFile:
+    """An import file: its format, and its records, read lazily.
+
+    Records are produced one at a time, and a file is read from disk as they
+    are (`from_path`), so a 1,000,000-line import never holds the file or its
+    records; `ignored` counts LISTSERV framing lines once they are read.
     """
 
     def __init__(self, text: str, fmt: str = "auto") -> None:
-        self.lines = text.splitlines()
-        self.format = detect_format(self.lines) if fmt == "auto" else fmt
+        self._init(lambda: iter(text.splitlines()), fmt, len(text.splitlines()))
+
+    @classmethod
+    def from_path(cls, path: Path, fmt: str = "auto") -> RosterFile:
+        """A roster read from `path` as it is judged (UTF-8, else Windows-1252)."""
+        encoding, lines = _scan(path)
+
+        def open_lines() -> Iterator[str]:
+            with path.open(encoding=encoding, newline=None) as handle:
+                for line in handle:
+                    yield line.rstrip("\n")
+
+        roster = cls.__new__(cls)
+        roster._init(open_lines, fmt, lines)
+        return roster
+
+    def _init(self, open_lines: Callable[[], Iterator[str]], fmt: str, lines: int) -> None:
+        self._open = open_lines
+        self.lines = lines  # the progress bar's total
+        sample: list[str] = []
+        shown = 0
+        for line in self._open():
+            sample.append(line)
+            shown += bool(line.strip())
+            if shown >= 1000:
+                break
+        self.format = detect_format(sample) if fmt == "auto" else fmt
         if self.format not in FORMATS:
             raise RosterFileError(
                 f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)} or auto"
             )
-        self.layout = _csv_layout(self.lines) if self.format == "csv" else None
+        self.layout = _csv_layout(sample) if self.format == "csv" else None
         self.ignored = 0
         self._titles: dict[str, str] = {}
 
     @property
     def size(self) -> int:
-        """Lines that are not blank: the progress bar's total."""
-        return sum(1 for ln in self.lines if ln.strip())
+        """Lines in the file: the progress bar's total."""
+        return self.lines
 
     def entries(self) -> Iterator[Entry]:
         if self.format == "csv":
@@ -186,11 +265,13 @@ class RosterFile:
         layout = self.layout
         if layout is None:
             return
-        lines = self.lines
-        reader = csv.reader(lines[layout.start :], delimiter=layout.delimiter)
+        lines = self._open()
+        for _ in range(layout.start):
+            next(lines, None)
+        numbered = _Numbered(lines, layout.start)
+        reader = csv.reader(numbered, delimiter=layout.delimiter)
         columns = layout.columns
-        for offset, cells in enumerate(reader):
-            index = layout.start + offset
+        for cells in reader:
             if not any(c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
                 continue
 
@@ -203,8 +284,8 @@ class RosterFile:
             elif layout.first_last is not None:
                 name = f"{cell(layout.first_last[0])} {cell(layout.first_last[1])}".strip()
             yield Entry(
-                index + 1,
-                lines[index] if index < len(lines) else "",
+                numbered.number,
+                numbered.text,
                 address,
                 name,
                 self._title(cell(columns.get("title"))),
@@ -213,7 +294,7 @@ class RosterFile:
 
     def _plain(self) -> Iterator[Entry]:
         fmt = self.format
-        for number, raw in enumerate(self.lines, start=1):
+        for number, raw in enumerate(self._open(), start=1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue

@@ -10,10 +10,13 @@ then writes the plan with `add_members_bulk` in one transaction.
 
 from __future__ import annotations
 
+import pickle
 import re
-from collections.abc import Callable, Iterable, Sequence
+import tempfile
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from listserv.bans import Matcher
 from listserv.eligibility import (
@@ -49,13 +52,106 @@ class Problem:
         }
 
 
+class NewMembers:
+    """The members an import will add, kept in a temporary file, not in memory.
+
+    A 1,000,000-line import would otherwise hold a million records until they
+    are written; here they go to disk in pickled batches as they are judged and
+    are read back, in order, as many times as needed.
+    """
+
+    _BATCH = 5000
+
+    def __init__(self, members: Iterable[NewMember] = ()) -> None:
+        self._file: IO[bytes] | None = None
+        self._pending: list[tuple[str, str, str, str]] = []
+        self._count = 0
+        for member in members:
+            self.append(member)
+
+    def append(self, member: NewMember) -> None:
+        key = "" if member.key == member.address else member.key
+        self._pending.append((member.address, key, member.name, member.title))
+        self._count += 1
+        if len(self._pending) >= self._BATCH:
+            self._spill()
+
+    def _spill(self) -> None:
+        if self._file is None:
+            self._file = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the plan)
+        self._file.seek(0, 2)
+        pickle.dump(self._pending, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._pending = []
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[NewMember]:
+        if self._file is not None:
+            self._file.seek(0)
+            end = self._file.seek(0, 2)
+            self._file.seek(0)
+            position = 0
+            while position < end:
+                batch = pickle.load(self._file)
+                position = self._file.tell()
+                yield from (NewMember(a, k or a, n, t) for a, k, n, t in batch)
+                self._file.seek(position)
+        yield from (NewMember(a, k or a, n, t) for a, k, n, t in list(self._pending))
+
+    def without(self, keys: set[str]) -> tuple[NewMembers, list[NewMember]]:
+        """(these members less those whose key is in `keys`, the ones left out)."""
+        kept, left = NewMembers(), []
+        for member in self:
+            if member.key in keys:
+                left.append(member)
+            else:
+                kept.append(member)
+        return kept, left
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class LineProblems:
+    """Problems that share one reason, kept as line numbers (4 bytes each).
+
+    Re-importing a 1,000,000-line roster finds a million "already a member"
+    lines; their count is reported, never their text, so only the line is kept.
+    Problems with their own text (`append`) are kept whole.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self._lines = array("L")
+        self._others: list[Problem] = []
+
+    def add_line(self, line: int) -> None:
+        self._lines.append(line)
+
+    def append(self, problem: Problem) -> None:
+        self._others.append(problem)
+
+    def extend(self, problems: Iterable[Problem]) -> None:
+        self._others.extend(problems)
+
+    def __len__(self) -> int:
+        return len(self._lines) + len(self._others)
+
+    def __iter__(self) -> Iterator[Problem]:
+        yield from (Problem(line, "", self.reason) for line in self._lines)
+        yield from self._others
+
+
 @dataclass
 class ImportPlan:
     format: str
     records: int = 0
     ignored: int = 0  # the framing lines of a LISTSERV REVIEW
-    to_add: list[NewMember] = field(default_factory=list)
-    already: list[Problem] = field(default_factory=list)
+    to_add: NewMembers = field(default_factory=NewMembers)
+    already: LineProblems = field(default_factory=lambda: LineProblems("already a member"))
     duplicates: list[Problem] = field(default_factory=list)
     refused: list[Problem] = field(default_factory=list)
 
@@ -124,7 +220,7 @@ def plan_import(
     fmt: str,
     rule: EligibilityRule,
     label: str,
-    existing: set[str],
+    existing: Iterable[str],
     bans: Sequence[Matcher] = (),
     force: bool = False,
     ignored: int = 0,
@@ -132,16 +228,19 @@ def plan_import(
 ) -> ImportPlan:
     """Sort every record into added / already / duplicate / refused.
 
-    `existing` holds the lookup keys of the list's current members. With
-    `force`, addresses outside the eligibility rule are added anyway (as
-    `members add --force` does); invalid and banned addresses never are.
+    `existing` yields the lookup keys of the list's current members (read once,
+    into the same table as the file's own keys, so a million of each cost one
+    table; a `dict.fromkeys(keys, 0)` is taken as that table). With `force`, addresses outside the eligibility rule are added
+    anyway (as `members add --force` does); invalid and banned addresses never
+    are. `progress` is told the line reached, every 1000 records.
     """
     plan = ImportPlan(format=fmt, ignored=ignored)
     checker = AddressChecker(rule, label)
-    seen: dict[str, int] = {}
+    # key → first line in the file; 0: a member; a dict given is used (and changed) in place
+    seen: dict[str, int] = existing if isinstance(existing, dict) else dict.fromkeys(existing, 0)
     for count, entry in enumerate(entries, start=1):
         if progress is not None and count % 1000 == 0:
-            progress(1000)
+            progress(entry.line)
         plan.records += 1
         shown = entry.text if len(entry.text) <= 200 else entry.text[:199] + "…"
 
@@ -163,12 +262,15 @@ def plan_import(
             refuse(verdict.reason)
             continue
         first = seen.get(key)
-        if first is not None:
+        if first == 0:
+            seen[key] = -entry.line  # a member: later lines with it are duplicates
+        elif first is not None:
             plan.duplicates.append(
-                Problem(entry.line, shown, f"same address as line {first}", entry.address)
+                Problem(entry.line, shown, f"same address as line {abs(first)}", entry.address)
             )
             continue
-        seen[key] = entry.line
+        else:
+            seen[key] = entry.line
         if isinstance(verdict, Ineligible):
             if not force or verdict.code != "domain-not-eligible":
                 hint = " (--force adds it anyway)" if verdict.code == "domain-not-eligible" else ""
@@ -178,13 +280,11 @@ def plan_import(
         if banned is not None:
             refuse(f"banned ({banned})")
             continue
-        if key in existing:
-            plan.already.append(Problem(entry.line, shown, "already a member", entry.address))
+        if first == 0:
+            plan.already.add_line(entry.line)
             continue
         stored = _stored_address(entry.address)
         plan.to_add.append(
             NewMember(stored, stored if stored == key else key, entry.name[:200], entry.title[:200])
         )
-    if progress is not None:
-        progress(plan.records % 1000)
     return plan

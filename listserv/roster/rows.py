@@ -14,12 +14,13 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from listserv import audit
 from listserv.actors import Actor
 from listserv.eligibility import InvalidAddress, normalise_address
+from listserv.mailbox import canonical_address
 from listserv.models import (
     DeliveryMode,
     DeliveryStatus,
@@ -44,13 +45,16 @@ def address_key(address: str) -> str:
 def find_member(
     session: Session, mlist: MailingList, address: str, role: Role = Role.MEMBER
 ) -> Member | None:
-    return session.scalar(
-        select(Member).where(
-            Member.list_id == mlist.id,
-            Member.address_key == address_key(address),
-            Member.role == role,
-        )
-    )
+    params = {"list_id": mlist.id, "key": address_key(address), "role": role}
+    return session.scalar(_FIND_MEMBER, params)
+
+
+# Built once: asked for every join, leave, command and post.
+_FIND_MEMBER = select(Member).where(
+    Member.list_id == bindparam("list_id"),
+    Member.address_key == bindparam("key"),
+    Member.role == bindparam("role"),
+)
 
 
 def roles_of(session: Session, mlist: MailingList, address: str) -> set[Role]:
@@ -64,7 +68,12 @@ def roles_of(session: Session, mlist: MailingList, address: str) -> set[Role]:
 
 
 def _event(
-    session: Session, member: Member, event: MembershipChange, actor: Actor, at: datetime
+    session: Session,
+    member: Member,
+    event: MembershipChange,
+    actor: Actor,
+    at: datetime,
+    previous_key: str = "",
 ) -> None:
     session.add(
         MembershipEvent(
@@ -78,6 +87,7 @@ def _event(
             actor=actor.address[:320],
             channel=actor.channel,
             at=at,
+            previous_address_key=previous_key,
         )
     )
 
@@ -113,7 +123,7 @@ def add_member(
         return existing
     member = Member(
         list_id=mlist.id,
-        address=address.strip(),
+        address=canonical_address(address),
         address_key=address_key(address),
         display_name=name.strip()[:200],
         job_title=title.strip()[:200],
@@ -199,6 +209,41 @@ def change_member(
         at=now,
     )
     return changed
+
+
+def move_member(
+    session: Session,
+    mlist: MailingList,
+    member: Member,
+    new_address: str,
+    *,
+    actor: Actor,
+    source: str = "",
+    now: datetime | None = None,
+) -> str:
+    """Give a member row a new address, keeping the row (settings, id, history); old key back.
+
+    The history's `address` event names both keys, so the member's past reads
+    through the change; the caller has checked the new address may join.
+    """
+    now = now or utcnow()
+    before = snapshot(member)
+    old_key = member.address_key
+    member.address = canonical_address(new_address)
+    member.address_key = address_key(new_address)
+    session.flush()
+    _event(session, member, MembershipChange.ADDRESS, actor, now, previous_key=old_key)
+    audit.record_act(
+        session,
+        actor,
+        "member-address-change",
+        list_name=mlist.name,
+        target=member.address,
+        source=source,
+        detail={"before": before, "after": snapshot(member), "previous_address_key": old_key},
+        at=now,
+    )
+    return old_key
 
 
 def members(session: Session, mlist: MailingList, role: Role | None = None) -> Sequence[Member]:

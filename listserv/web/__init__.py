@@ -10,7 +10,9 @@ joining calls `subscriptions.request_subscribe`, confirming calls
 Modules: `app` (routes and middleware in one visible place), `listinfo`, `confirm`
 and `unsubscribe` (the pages), `pages` (rendering and form reading),
 `security` (headers, access log with tokens redacted, the confirmation form key,
-client addresses), `server` (uvicorn in the service's event loop).
+client addresses), `server` (uvicorn in the service's event loop); `signin/`
+(mailed sign-in links, the TOTP second factor, sessions and CSRF) and
+`console/` (the owners' and moderators' pages under /admin).
 """
 
 from __future__ import annotations

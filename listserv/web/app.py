@@ -16,6 +16,8 @@ carries the security headers and gets a log line.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,9 +31,14 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from listserv import metrics
+from listserv.api import ApiMount, create_api
 from listserv.config import Settings
+from listserv.limits import Trips, Window, client_key, per_process
+from listserv.models import Channel
 from listserv.templates import Templates
-from listserv.web import confirm, listinfo, unsubscribe
+from listserv.web import account, archive_pages, confirm, leave, listinfo, unsubscribe
+from listserv.web.console import routes as console_routes
 from listserv.web.pages import (
     Link,
     Page,
@@ -44,11 +51,16 @@ from listserv.web.pages import (
     text_field,
 )
 from listserv.web.security import AccessLog, SecurityHeaders, is_cross_site
+from listserv.web.signin import routes as signin_routes
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 #: How long the list index and list pages are served from memory.
 PAGE_CACHE_SECONDS = 5.0
+
+
+#: A check run before a handler: None to go on, else the refusal to send.
+Check = Callable[[Request, Web], Response | None]
 
 
 def _web(request: Request) -> Web:
@@ -67,14 +79,59 @@ def _cross_site_page() -> Page:
 
 
 def _refuse_cross_site(request: Request, web: Web) -> Response | None:
-    own = f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
-    if is_cross_site(request.headers, (web.origin, own)):
+    """Our own origin is the configured `base_url`'s, never what the Host header says."""
+    if is_cross_site(request.headers, (web.origin,)):
         return render(request, web, _cross_site_page())
     return None
 
 
+def _refuse_null_origin(request: Request, web: Web) -> Response | None:
+    """One-click posts come from anywhere, but never from an opaque (`null`) origin."""
+    if request.headers.get("origin", "").strip().lower() == "null":
+        return render(request, web, _cross_site_page())
+    return None
+
+
+def _over_token_limit(request: Request, web: Web) -> Response | None:
+    """429 with Retry-After for a client knocking at token pages too often."""
+    client = client_key(client_host(request))
+    wait = web.token_pages.hit(client)
+    if not wait:
+        return None
+    if web.token_pages.first_refusal(client):
+        web.trips.trip(
+            "web-tokens",
+            client,
+            Channel.WEB,
+            f"more than {web.token_pages.count} token pages a minute",
+        )
+    seconds = str(max(1, math.ceil(wait)))
+    page = message(
+        429,
+        "Too many requests",
+        "Nothing was changed. This address has asked for too many pages in a short "
+        f"time; please try again in {seconds} seconds.",
+        headers={"Retry-After": seconds},
+    )
+    return render(request, web, page)
+
+
+def _refusal(request: Request, web: Web, *checks: Check) -> Response | None:
+    for check in checks:
+        refused = check(request, web)
+        if refused is not None:
+            return refused
+    return None
+
+
 async def index(request: Request) -> Response:
-    return RedirectResponse(request.scope.get("root_path", "") + "/lists", status_code=302)
+    return RedirectResponse(_web(request).url("/lists"), status_code=302)
+
+
+async def trailing_slash(request: Request) -> Response:
+    """`/lists/` → `/lists`, under `base_url` (Starlette's own would echo the Host header)."""
+    path = "/" + str(request.path_params["path"]).strip("/")
+    return RedirectResponse(_web(request).url(path), status_code=307)
 
 
 async def _cached(request: Request, web: Web, make: Callable[[], Page]) -> Response:
@@ -103,7 +160,7 @@ async def list_page(request: Request) -> Response:
 
 async def join(request: Request) -> Response:
     web = _web(request)
-    refused = _refuse_cross_site(request, web)
+    refused = _refusal(request, web, _refuse_cross_site)
     if refused is not None:
         return refused
     form = await read_form(request)
@@ -119,15 +176,35 @@ async def join(request: Request) -> Response:
     return render(request, web, page)
 
 
+async def leave_form(request: Request) -> Response:
+    web = _web(request)
+    refused = _refuse_cross_site(request, web)
+    if refused is not None:
+        return refused
+    form = await read_form(request)
+    page = await run_in_threadpool(
+        leave.leave,
+        web,
+        request.path_params["name"],
+        text_field(form, "leave_address"),
+        client_host(request),
+    )
+    web.on_outbox()
+    return render(request, web, page)
+
+
 async def confirm_get(request: Request) -> Response:
     web = _web(request)
+    refused = _over_token_limit(request, web)
+    if refused is not None:
+        return refused
     token = request.path_params["token"]
     return render(request, web, await run_in_threadpool(confirm.confirm_page, web, token))
 
 
 async def confirm_post(request: Request) -> Response:
     web = _web(request)
-    refused = _refuse_cross_site(request, web)
+    refused = _refusal(request, web, _refuse_cross_site, _over_token_limit)
     if refused is not None:
         return refused
     form = await read_form(request)
@@ -145,6 +222,9 @@ async def confirm_post(request: Request) -> Response:
 
 async def unsubscribe_get(request: Request) -> Response:
     web = _web(request)
+    refused = _over_token_limit(request, web)
+    if refused is not None:
+        return refused
     params = request.path_params
     page = await run_in_threadpool(
         unsubscribe.unsubscribe_page, web, params["list"], params["token"]
@@ -154,6 +234,9 @@ async def unsubscribe_get(request: Request) -> Response:
 
 async def unsubscribe_post(request: Request) -> Response:
     web = _web(request)
+    refused = _refusal(request, web, _refuse_null_origin, _over_token_limit)
+    if refused is not None:
+        return refused
     params = request.path_params
     form = await read_form(request)
     page = await run_in_threadpool(
@@ -169,16 +252,36 @@ async def unsubscribe_post(request: Request) -> Response:
     return render(request, web, page)
 
 
+async def metrics_page(request: Request) -> Response:
+    """Prometheus scrapes this from `web.metrics_from` (the host itself by default); 404 else."""
+    try:
+        client = ipaddress.ip_address(client_host(request))
+    except ValueError:
+        raise HTTPException(404) from None
+    allowed = _web(request).settings.web.metrics_from
+    if not any(client in ipaddress.ip_network(net, strict=False) for net in allowed):
+        raise HTTPException(404)
+    body = await run_in_threadpool(metrics.exposition, request.app.state.metrics)
+    return Response(body, media_type=metrics.CONTENT_TYPE)
+
+
 ROUTES: list[BaseRoute] = [
     Route("/", index, methods=["GET"]),
     Route("/lists", lists_index, methods=["GET"]),
     Route("/lists/{name}", list_page, methods=["GET"]),
     Route("/lists/{name}/join", join, methods=["POST"]),
+    Route("/lists/{name}/leave", leave_form, methods=["POST"]),
     Route("/confirm/{token}", confirm_get, methods=["GET"]),
     Route("/confirm/{token}", confirm_post, methods=["POST"]),
     Route("/unsubscribe/{list}/{token}", unsubscribe_get, methods=["GET"]),
     Route("/unsubscribe/{list}/{token}", unsubscribe_post, methods=["POST"]),
+    Route("/metrics", metrics_page, methods=["GET"]),
+    *signin_routes.ROUTES,
+    *account.ROUTES,
+    *console_routes.ROUTES,
+    *archive_pages.ROUTES,
     Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    Route("/{path:path}/", trailing_slash, methods=["GET", "HEAD"]),
 ]
 
 _ERROR_PAGES: dict[int, tuple[str, str]] = {
@@ -220,8 +323,13 @@ def create_app(
     on_outbox: Callable[[], None] | None = None,
     joins_per_client_per_hour: int | None = None,
     page_cache_seconds: float = PAGE_CACHE_SECONDS,
+    trips: Trips | None = None,
+    viewer: archive_pages.Viewer = archive_pages.nobody,
 ) -> ASGIApp:
-    """The ASGI application for one site; `on_outbox` wakes an embedded delivery worker."""
+    """The ASGI application for one site; `on_outbox` wakes an embedded delivery worker.
+
+    `viewer` says who is signed in on a request (the archive's access check asks it).
+    """
     web = Web(
         settings=settings,
         factory=factory,
@@ -231,10 +339,20 @@ def create_app(
             joins_per_client_per_hour or settings.limits.requests_per_sender_per_hour
         ),
         cache=PageCache(page_cache_seconds),
+        token_pages=Window(
+            per_process(settings.limits.web_tokens_per_client_per_minute, settings.web.processes),
+            60.0,
+        ),
+        trips=trips or Trips(factory),
     )
+    api = create_api(settings, factory, templates, on_outbox=web.on_outbox)
     app = Starlette(
         routes=ROUTES,
         exception_handlers={HTTPException: _http_error, 500: _server_error},
     )
+    app.router.redirect_slashes = False  # `trailing_slash` redirects under base_url instead
     app.state.web = web
-    return AccessLog(SecurityHeaders(app, hsts=settings.web.base_url.startswith("https://")))
+    app.state.viewer = viewer
+    app.state.metrics = metrics.make_registry(factory)
+    both = ApiMount(api, app)  # /api/v1 is the REST API (listserv/api/)
+    return AccessLog(SecurityHeaders(both, hsts=settings.web.base_url.startswith("https://")))

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from listserv import db
 from listserv.actors import Auth, web_actor
-from listserv.confirmations.dispatch import confirm
+from listserv.confirmations.dispatch import SITE_CONFIRMATIONS, confirm
 from listserv.models import MailingList, PendingRequest, RequestKind, RequestStatus, utcnow
 from listserv.outcomes import Outcome, Status
 from listserv.tokens import hash_token
@@ -122,7 +122,25 @@ DESCRIPTIONS: dict[str, Callable[[PendingRequest, MailingList], Description]] = 
 }
 
 
-def describe(request: PendingRequest, mlist: MailingList) -> Description:
+def _describe_change_address(request: PendingRequest) -> Description:
+    payload = request.payload or {}
+    old = str(payload.get("from", payload.get("from_key", "")))
+    return Description(
+        "Use this address for your lists",
+        (("Old address", old), ("New address", request.address)),
+        f"Press the button to move every list membership of {old} to {request.address}. "
+        "Your settings stay as they are; list mail then comes to the new address only, and "
+        f"web sessions signed in as {old} end.",
+        "Use this address",
+    )
+
+
+def describe(request: PendingRequest, mlist: MailingList | None) -> Description | None:
+    """The page's words; None for a request this page cannot carry out."""
+    if request.kind in SITE_CONFIRMATIONS and request.list_id is None:
+        return _describe_change_address(request)
+    if mlist is None:
+        return None
     return DESCRIPTIONS.get(request.kind, _describe_other)(request, mlist)
 
 
@@ -228,9 +246,9 @@ def confirm_page(web: Web, token: str, now: datetime | None = None) -> Page:
             return used_page(request, mlist)
         if request.expires_at <= now:
             return expired_page(request, mlist)
-        if mlist is None:
-            return unknown_page()
         description = describe(request, mlist)
+        if description is None:
+            return unknown_page()
         return Page(
             "web/confirm.html",
             200,
@@ -244,19 +262,25 @@ def confirm_page(web: Web, token: str, now: datetime | None = None) -> Page:
         )
 
 
-def _result_page(request: PendingRequest, mlist: MailingList, outcome: Outcome) -> Page:
+def _result_page(request: PendingRequest, mlist: MailingList | None, outcome: Outcome) -> Page:
     back = _start_again(mlist)
+    if request.kind == RequestKind.CHANGE_ADDRESS:
+        back = [Link("Sign in with your new address", "/login")]
     if outcome.status == Status.DONE:
+        name = mlist.display_name if mlist is not None else ""
         headings: dict[str, str] = {
-            RequestKind.SUBSCRIBE: f"Welcome to {mlist.display_name}",
-            RequestKind.UNSUBSCRIBE: f"You have left {mlist.display_name}",
+            RequestKind.SUBSCRIBE: f"Welcome to {name}",
+            RequestKind.UNSUBSCRIBE: f"You have left {name}",
             RequestKind.SET_OPTION: "Your setting is changed",
+            RequestKind.CHANGE_ADDRESS: "Your address is changed",
         }
         heading = headings.get(request.kind, "Done")
         follow_ups: dict[str, str] = {
             RequestKind.SUBSCRIBE: "We have sent you a welcome message that says how to post "
             "and how to leave.",
             RequestKind.UNSUBSCRIBE: "We have sent you a message to confirm it.",
+            RequestKind.CHANGE_ADDRESS: "We have told your old address. Sign in again with "
+            "the new one to see your lists.",
         }
         more = follow_ups.get(request.kind)
         paragraphs = [outcome.text] + ([more] if more else [])
@@ -285,7 +309,7 @@ def confirm_action(
         mlist = _list_of(session, request)
         if request.status != RequestStatus.PENDING:
             return used_page(request, mlist)
-        if mlist is None:
+        if describe(request, mlist) is None:
             return unknown_page()
         ctx = web.context(session, now=now, source=client)
         holder = web_actor(auth=Auth.CONFIRMED_REPLY)  # holding the token is the proof

@@ -27,11 +27,11 @@ from sqlalchemy.orm import Session
 from listserv import db, notices, ratelimit, roster
 from listserv.actors import web_actor
 from listserv.acts.subscriptions import Requester, request_join
+from listserv.limits import client_key
 from listserv.lists import get_list
 from listserv.models import MailingList, Member, Role, utcnow
 from listserv.outcomes import Status
 from listserv.web.pages import Link, Page, Web, message
-from listserv.web.security import client_key
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

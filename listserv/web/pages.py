@@ -24,6 +24,7 @@ from starlette.types import Message
 
 from listserv.config import Settings
 from listserv.context import Context
+from listserv.limits import Trips, Window
 from listserv.templates import Templates
 from listserv.web.security import origin_of
 
@@ -60,6 +61,35 @@ class PageCache:
         self._pages.clear()
 
 
+class Memo:
+    """Results worth keeping while the database says nothing they depend on changed.
+
+    Each entry is stored with a version (e.g. the newest history row's id,
+    one primary-key lookup); a reader that finds another version rebuilds.
+    Entries also expire after `max_age` seconds, because on PostgreSQL a
+    transaction holding a lower id may commit after a higher one was seen.
+    Used from worker threads: a lost race only builds a value twice. Bounded,
+    oldest entries dropped first.
+    """
+
+    def __init__(self, size: int = 64, max_age: float = 60.0) -> None:
+        self.size = size
+        self.max_age = max_age
+        self._entries: dict[Any, tuple[Any, float, Any]] = {}
+
+    def get(self, key: Any, version: Any) -> Any | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != version or entry[1] <= time.monotonic():
+            return None
+        return entry[2]
+
+    def put(self, key: Any, version: Any, value: Any) -> None:
+        self._entries.pop(key, None)
+        while len(self._entries) >= self.size:
+            self._entries.pop(next(iter(self._entries)))
+        self._entries[key] = (version, time.monotonic() + self.max_age, value)
+
+
 @dataclass(frozen=True)
 class Web:
     """What the pages need from the service: settings, sessions, templates."""
@@ -73,6 +103,11 @@ class Web:
     #: Join-form posts one client address (IPv6: one /64) may make per hour.
     joins_per_client_per_hour: int
     cache: PageCache = field(default_factory=lambda: PageCache(0))
+    #: The console's roster search index and chart figures, kept per version.
+    memo: Memo = field(default_factory=Memo)
+    #: Confirm and one-click requests (GET and POST) per client a minute.
+    token_pages: Window = field(default_factory=lambda: Window(0, 60.0))
+    trips: Trips = field(default_factory=lambda: Trips(None))
 
     @property
     def secret(self) -> str:
@@ -81,6 +116,10 @@ class Web:
     @property
     def origin(self) -> str:
         return origin_of(self.settings.web.base_url)
+
+    def url(self, path: str) -> str:
+        """An absolute URL on this site: always `base_url`, never the request's Host."""
+        return self.settings.web.base_url + path
 
     def context(self, session: Session, *, now: datetime, source: str) -> Context:
         return Context(
@@ -127,31 +166,37 @@ def render(request: Request, web: Web, page: Page) -> HTMLResponse:
     html = web.templates.render(
         page.template,
         root=request.scope.get("root_path", ""),
-        site={"domain": site.domain, "postmaster": site.postmaster},
+        site={
+            "domain": site.domain,
+            "postmaster": site.postmaster,
+            "gov_banner": web.settings.web.gov_banner,
+        },
         **page.context,
     )
     return HTMLResponse(html, status_code=page.status, headers=page.headers)
 
 
-async def read_form(request: Request) -> FormData:
+async def read_form(
+    request: Request, *, limit: int = FORM_LIMIT, max_fields: int = 20, max_files: int = 0
+) -> FormData:
     """The posted form (urlencoded or multipart, as RFC 8058 allows), size-capped.
 
     The body is read with a cap before parsing, so a client cannot make us
-    buffer megabytes; files are refused.
+    buffer megabytes; files are refused unless `max_files` allows them.
     """
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > FORM_LIMIT:
+    if declared.isdigit() and int(declared) > limit:
         raise HTTPException(413)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > FORM_LIMIT:
+        if len(body) > limit:
             raise HTTPException(413)
 
     async def replay() -> Message:
         return {"type": "http.request", "body": bytes(body), "more_body": False}
 
-    return await Request(request.scope, replay).form(max_files=0, max_fields=20)
+    return await Request(request.scope, replay).form(max_files=max_files, max_fields=max_fields)
 
 
 def text_field(form: FormData, name: str) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import logging
 import re
 import time
@@ -33,8 +32,10 @@ CONTENT_SECURITY_POLICY = (
 SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
     ("content-security-policy", CONTENT_SECURITY_POLICY),
     ("x-frame-options", "DENY"),
-    # Confirmation and unsubscribe URLs carry tokens: never send them onwards.
-    ("referrer-policy", "no-referrer"),
+    # Confirmation and unsubscribe URLs carry tokens: never send them to another
+    # site. `same-origin` (not `no-referrer`) so our own form posts carry our
+    # Origin, and an `Origin: null` can be refused.
+    ("referrer-policy", "same-origin"),
     ("x-content-type-options", "nosniff"),
     ("cross-origin-opener-policy", "same-origin"),
     ("permissions-policy", "camera=(), microphone=(), geolocation=()"),
@@ -67,7 +68,9 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in self.headers:
-                    headers[name] = value
+                    # A response may only tighten the CSP (an attachment's sandbox).
+                    if name != "content-security-policy" or name not in headers:
+                        headers[name] = value
                 if "cache-control" not in headers:
                     headers["cache-control"] = "public, max-age=86400" if static else "no-store"
             await send(message)
@@ -78,6 +81,7 @@ class SecurityHeaders:
 _TOKEN_PATHS = (
     re.compile(r"^(/confirm/)[^/]+"),
     re.compile(r"^(/unsubscribe/[^/]+/)[^/]+"),
+    re.compile(r"^(/login/)(?!second-factor$)[^/]+"),
 )
 
 
@@ -146,38 +150,20 @@ def origin_of(url: str) -> str:
 
 
 def is_cross_site(headers: Mapping[str, str], our_origins: Iterable[str]) -> bool:
-    """True when a browser tells us a form post came from another site.
+    """True when a browser tells us a form post did not come from our own page.
 
     `Sec-Fetch-Site` is what modern browsers send; a post from our own page
-    says `same-origin`. `Origin` is checked as well when it is a real origin
-    (our pages set `Referrer-Policy: no-referrer`, under which browsers send
-    `Origin: null` with a same-origin form post, so `null` proves nothing).
-    Clients that send neither (curl, mail providers) are not browsers a
-    third-party page could drive.
+    says `same-origin`. `Origin` must then be one of ours: our pages send
+    `Referrer-Policy: same-origin`, so a browser posting our own form names
+    our origin, and `Origin: null` (a sandboxed frame, a `data:` page, a
+    privacy redirect) is refused. Clients that send neither header (curl,
+    mail providers' one-click posts) are not browsers a third-party page
+    could drive.
     """
     site = headers.get("sec-fetch-site", "").lower()
     if site in ("cross-site", "same-site"):
         return True
     origin = headers.get("origin", "").strip().lower()
-    if origin and origin != "null":
+    if origin:
         return origin not in set(our_origins)
     return False
-
-
-def client_key(host: str | None) -> str:
-    """The rate-limit key for a client address: IPv4 as is, IPv6 by its /64.
-
-    One IPv6 host usually holds a whole /64, so limiting single addresses
-    would limit nothing.
-    """
-    if not host:
-        return "unknown"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host[:100]
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)

@@ -78,7 +78,7 @@ async def leave_through_the_link(service: Service, page: Any, post: EmailMessage
     await page.get_by_role("heading", name="Leave SM-COP").wait_for()
     assert JANE in await page.inner_text("main")
     assert JANE in members(service)  # the page alone removes nobody
-    await page.get_by_role("button", name="Unsubscribe from SM-COP").click()
+    await page.get_by_role("button", name="Leave SM-COP").click()
     await page.get_by_role("heading", name="You have left SM-COP").wait_for()
     assert page.url == link  # 200 in place, no redirect
     assert members(service) == {}
@@ -125,12 +125,12 @@ async def test_the_list_page_works_by_keyboard_with_a_visible_focus(
     await page.keyboard.press("Enter")
     assert (await focused(page))["id"] == "main"
     order = []
-    for _ in range(4):
+    for _ in range(5):
         await page.keyboard.press("Tab")
         now = await focused(page)
         assert now["outline"] != "none" and now["width"] != "0px", now
         order.append(now["id"] or now["text"])
-    assert order == ["name", "title", "address", "Join SM-COP"]
+    assert order == ["Read the SM-COP archive", "name", "title", "address", "Join SM-COP"]
     await page.keyboard.press("Enter")  # an empty form: errors, with the summary first
     await page.get_by_role("heading", name="There is a problem").wait_for()
     await page.get_by_role("link", name="Enter your name").click()
@@ -194,7 +194,7 @@ async def test_every_page_passes_axe_with_no_serious_violations(
         )
     await page.goto(f"{base}/unsubscribe/sm-cop/{token}")
     await check("unsubscribe")
-    await page.get_by_role("button", name="Unsubscribe from SM-COP").click()
+    await page.get_by_role("button", name="Leave SM-COP").click()
     await page.get_by_role("heading", name="You have left SM-COP").wait_for()
     await check("left")
     await page.goto(f"{base}/confirm/{'d' * 32}")

@@ -80,6 +80,8 @@ class Endpoint:
     errors: tuple[int, ...] = ()  # beyond 401 and 429, which every endpoint may answer
     media_type: str = JSON
     description: str = ""
+    #: A read that may take a while (a whole message, a search): never on the event loop.
+    slow: bool = False
 
     @property
     def operation_id(self) -> str:

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from typing import Annotated
 
 import typer
 
-from listserv import logs
+from listserv import eventloop, logs
 from listserv.app import CannotListen
 from listserv.app import serve as run
 from listserv.cli.common import CLIError, console, settings
@@ -69,7 +68,7 @@ def serve(
         highlight=False,
     )
     try:
-        asyncio.run(run(cfg, web=not no_web, workers=not no_workers))
+        eventloop.run(run(cfg, web=not no_web, workers=not no_workers))
     except KeyboardInterrupt:
         pass
     except CannotListen as exc:

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from typing import Annotated
 
 import typer
 
-from listserv import logs
+from listserv import eventloop, logs
 from listserv.cli.common import CLIError, console, settings
 from listserv.web.server import run_alone
 
@@ -55,7 +54,7 @@ def web(
         highlight=False,
     )
     try:
-        asyncio.run(run_alone(cfg, reuse_port=reuse_port, parent=parent))
+        eventloop.run(run_alone(cfg, reuse_port=reuse_port, parent=parent))
     except KeyboardInterrupt:
         pass
     except OSError as exc:

@@ -80,11 +80,10 @@ class Api:
     #: `run_in_executor`, which costs less a call than anyio's thread pool.
     threads: ThreadPoolExecutor
     tokens: TokenCache
-    #: Serve quick reads on the event loop, without the hop to a thread and back.
-    #: On SQLite only: a page read there is a library call of well under a
-    #: millisecond that holds the GIL either way, and a reader waits for no lock
-    #: (WAL, deferred BEGIN). Measured on the API benchmark: a quarter less CPU
-    #: a request. Writes, and reads marked `Endpoint.slow`, still go to a thread.
+    #: Quick reads on the event loop, with no hop to a thread (SQLite only: a page
+    #: read is a sub-millisecond library call that holds the GIL either way and
+    #: waits for no lock). A quarter less CPU a request; writes and
+    #: `Endpoint.slow` reads still go to a thread.
     inline_reads: bool = False
 
 

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Annotated
 
 import typer
 
-from listserv import eventloop, logs
+from listserv import logs
 from listserv.app import CannotListen
 from listserv.app import serve as run
 from listserv.cli.common import CLIError, console, settings
@@ -68,7 +69,7 @@ def serve(
         highlight=False,
     )
     try:
-        eventloop.run(run(cfg, web=not no_web, workers=not no_workers))
+        asyncio.run(run(cfg, web=not no_web, workers=not no_workers))
     except KeyboardInterrupt:
         pass
     except CannotListen as exc:

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Annotated
 
 import typer
 
-from listserv import eventloop, logs
+from listserv import logs
 from listserv.cli.common import CLIError, console, settings
 from listserv.web.server import run_alone
 
@@ -54,7 +55,7 @@ def web(
         highlight=False,
     )
     try:
-        eventloop.run(run_alone(cfg, reuse_port=reuse_port, parent=parent))
+        asyncio.run(run_alone(cfg, reuse_port=reuse_port, parent=parent))
     except KeyboardInterrupt:
         pass
     except OSError as exc:

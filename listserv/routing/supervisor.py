@@ -30,7 +30,7 @@ from datetime import timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
-from listserv import db, eventloop, logs
+from listserv import db, logs
 from listserv.config import Settings
 from listserv.routing.worker import ProcessingWorker
 from listserv.startup import make_templates
@@ -55,7 +55,7 @@ def run_worker_process(
     """The worker process's entry point (spawned by `ProcessingProcess`)."""
     logs.configure(*log_setup)  # the service's format (text or JSON) and verbosity
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service stops us (SIGTERM)
-    eventloop.run(_work(settings, worker_id, lease, conn))
+    asyncio.run(_work(settings, worker_id, lease, conn))
 
 
 async def _work(settings: Settings, worker_id: str, lease: timedelta, conn: Connection) -> None:

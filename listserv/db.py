@@ -9,7 +9,9 @@ by Alembic, so `serve` and `db upgrade` run the same migrations.
 
 from __future__ import annotations
 
+import ast
 import fcntl
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +21,8 @@ from typing import IO, Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from listserv.config import PROJECT_ROOT
@@ -196,3 +199,42 @@ def upgrade(url: str, revision: str = "head") -> None:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\b[^=]*=\s*(.+)$", re.MULTILINE)
+
+
+def migrations_head(versions: Path = MIGRATIONS_DIR / "versions") -> str | None:
+    """The one newest revision, read from the files' `revision` lines.
+
+    Alembic executes every migration file to find its head, which costs a
+    CLI command more than its own work; this reads two lines of each. None
+    when the files have several heads or cannot be read, so the caller falls
+    back to Alembic.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in versions.glob("*.py"):
+        found = dict(_REVISION_LINE.findall(path.read_text(encoding="utf-8")))
+        try:
+            revision = ast.literal_eval(found["revision"])
+            down = ast.literal_eval(found.get("down_revision", "None"))
+        except (KeyError, ValueError, SyntaxError):
+            return None
+        revisions.add(revision)
+        parents.update([down] if isinstance(down, str) else (down or ()))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def at_head(engine: Engine) -> bool:
+    """Whether the database already carries the newest migration (then upgrading does nothing)."""
+    head = migrations_head()
+    if head is None:
+        return False
+    try:
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except DBAPIError:  # no schema yet
+        return False
+    return stored == [head]

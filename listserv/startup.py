@@ -17,9 +17,10 @@ from listserv.templates import Templates
 
 
 def prepare_database(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:
-    """Migrate to head and seed the configured lists."""
-    db.upgrade(settings.database_url)
+    """Migrate to head (unless already there) and seed the configured lists."""
     engine = db.make_engine(settings.database_url)
+    if not db.at_head(engine):
+        db.upgrade(settings.database_url)
     factory = db.make_sessionmaker(engine)
     with db.session_scope(factory) as session:
         lists.sync_from_config(session, settings)

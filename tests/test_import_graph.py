@@ -70,13 +70,36 @@ def _imports(module: str, path: Path) -> Iterator[tuple[str, ast.stmt]]:
                     yield target, node
 
 
+def _named(path: Path) -> set[str]:
+    """Project modules named in a module's COMMANDS table, loaded by name (the CLI's lazy group)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tables = [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.AnnAssign)
+        and ast.unparse(node.target) == "COMMANDS"
+        and node.value is not None
+    ]
+    return {
+        inner.value
+        for table in tables
+        for inner in ast.walk(table)
+        if isinstance(inner, ast.Constant) and inner.value in MODULES
+    }
+
+
 def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {m: set() for m in MODULES}
     for module, path in MODULES.items():
         for target, _ in _imports(module, path):
             if target != module:
                 graph[module].add(target)
+        graph[module] |= _named(path) - {module}
     return graph
+
+
+def test_a_module_loaded_by_name_is_in_the_graph() -> None:
+    assert "listserv.cli.members_cmds" in import_graph()["listserv.cli"]
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:

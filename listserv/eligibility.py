@@ -24,9 +24,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from email import errors as email_errors
-from email import policy
 
 from email_validator import EmailNotValidError, validate_email
+
+from listserv.mail_policy import POLICY
 
 __all__ = [
     "EligibilityRule",
@@ -321,7 +322,7 @@ def check_from_header(
             f"so it cannot join {list_label}.",
         )
     try:
-        header = policy.default.header_factory("From", unfolded)
+        header = POLICY.header_factory("From", unfolded)
         addresses = [(a.display_name, a.addr_spec) for a in header.addresses]
         defects = list(header.defects)
     except Exception:  # the stdlib parser has raised on hostile input before

@@ -18,12 +18,12 @@ import codecs
 import re
 import unicodedata
 from email import errors as email_errors
-from email import policy
 from email.header import decode_header
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 
 from listserv.html_text import html_to_text
+from listserv.mail_policy import POLICY
 
 __all__ = [
     "ROBOT_LOCAL_PARTS",
@@ -50,7 +50,7 @@ def parse_message(raw: bytes) -> EmailMessage:
     payload is the raw bytes decoded as Latin-1 (lossless) with a defect recorded, so
     callers can always store, hold or discard what arrived.
     """
-    parser = BytesParser(_class=EmailMessage, policy=policy.default)
+    parser = BytesParser(_class=EmailMessage, policy=POLICY)
     try:
         return parser.parsebytes(raw)
     except Exception:
@@ -58,7 +58,7 @@ def parse_message(raw: bytes) -> EmailMessage:
     try:
         return parser.parsebytes(raw, headersonly=True)
     except Exception:
-        msg = EmailMessage(policy=policy.default)
+        msg = EmailMessage(policy=POLICY)
         msg.set_payload(raw.decode("latin-1"))
         msg.defects.append(email_errors.MessageDefect("message could not be parsed"))
         return msg

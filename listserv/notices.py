@@ -23,7 +23,7 @@ from listserv.context import Context
 from listserv.decorate import ListMail, list_headers
 from listserv.lists import eligibility_text, list_identity
 from listserv.mailbox import undeliverable
-from listserv.models import Channel, MailingList, Member, OutboxJob, Role
+from listserv.models import Channel, MailingList, Member, Role
 from listserv.tokens import one_click_url, unsubscribe_token
 
 #: Notices to someone who is a member when they read it: each carries that member's
@@ -181,8 +181,9 @@ def send_notice(
     reply_to: str | None = None,
     in_reply_to: str | None = None,
     **variables: Any,
-) -> OutboxJob | None:
-    """Queue one service mail; None (audited, nothing sent) when it would be backscatter."""
+) -> int | None:
+    """Queue one service mail, its job's id; None (audited, nothing sent) when it would be
+    backscatter."""
     reason = withheld(ctx, to, mlist)
     if reason is not None:
         audit.record(
@@ -201,7 +202,7 @@ def send_notice(
         ctx, template, to, mlist=mlist, reply_to=reply_to, in_reply_to=in_reply_to, **variables
     )
     sender = mlist.address("-bounces") if mlist is not None else ctx.settings.site.site_address
-    return outbox.enqueue(
+    return outbox.queue_mail(
         ctx.session,
         mail_from=sender,
         recipients=[to],

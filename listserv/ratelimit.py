@@ -27,14 +27,16 @@ _COUNT_ONE = insert(RATE_EVENTS)
 
 
 def count(session: Session, key: str, window: timedelta, now: datetime) -> int:
-    return int(session.scalar(_COUNT, {"key": key, "since": now - window}) or 0)
+    # On the session's connection: no ORM object holds a rate event, so nothing to flush first.
+    found = session.connection().execute(_COUNT, {"key": key, "since": now - window})
+    return int(found.scalar() or 0)
 
 
 def allow(session: Session, key: str, limit: int, window: timedelta, now: datetime) -> bool:
     """Count one more request under `key`; False (and nothing counted) past the limit."""
     if count(session, key, window, now) >= limit:
         return False
-    session.execute(_COUNT_ONE, {"key": key, "at": now})
+    session.connection().execute(_COUNT_ONE, {"key": key, "at": now})
     return True
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from email import policy
 from email.header import Header, decode_header, make_header
 from email.utils import formataddr, getaddresses
+
+from listserv.mail_policy import POLICY
 
 _ATOM_PHRASE_RE = re.compile(r"[A-Za-z0-9!#$%&'*+\-/^_`{|}~ ]+")  # no '=?': not RFC 2047
 
 
-_HEADER_FACTORY = policy.default.header_factory
+_HEADER_FACTORY = POLICY.header_factory
 
 
 def clean(text: str) -> str:

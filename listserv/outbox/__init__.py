@@ -29,7 +29,7 @@ the ORM would spend more time building objects than the database spends writing.
 
 from __future__ import annotations
 
-from listserv.outbox.jobs import BULK_BATCH, RecipientSpec, add_recipients, enqueue
+from listserv.outbox.jobs import BULK_BATCH, RecipientSpec, add_recipients, enqueue, queue_mail
 from listserv.outbox.leases import (
     Claim,
     Leased,
@@ -75,6 +75,7 @@ __all__ = [
     "finish_jobs",
     "held_by_others",
     "next_due",
+    "queue_mail",
     "record",
     "renew",
     "retry_now",

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, insert
 from sqlalchemy.orm import Session
 
 from listserv.models import OutboxJob, OutboxState, utcnow
-from listserv.outbox.tables import BATCHES, RECIPIENTS
+from listserv.outbox.tables import BATCHES, JOBS, RECIPIENTS
 
 #: Recipients per bulk batch row (one SMTP transaction; `delivery.batch_size`).
 BULK_BATCH = 500
@@ -64,8 +64,49 @@ def enqueue(
     )
     session.add(job)
     session.flush()
-    _insert_recipients(session, job, specs, now, batch_size)
+    _insert_recipients(session, job.id, job.personalized or job.verp, specs, now, batch_size)
     return job
+
+
+def queue_mail(
+    session: Session,
+    *,
+    mail_from: str,
+    recipients: Sequence[str],
+    raw: bytes,
+    retry_for: timedelta,
+    kind: str = "service",
+    list_id: int | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Queue one message, the same for every recipient; its job's id.
+
+    `enqueue` for a service notice, in two Core statements: a join request
+    queues one confirmation, and an ORM object flushed for it would cost that
+    request a good part of its processing.
+    """
+    now = now or utcnow()
+    values = {
+        "kind": kind,
+        "list_id": list_id,
+        "post_id": None,
+        "mail_from": mail_from,
+        "raw": raw,
+        "personalized": False,
+        "verp": False,
+        "created_at": now,
+        "expires_at": now + retry_for,
+        "recipient_count": len(recipients),
+        "completed_at": None,
+    }
+    conn = session.connection()
+    job_id: int = conn.execute(_QUEUE_JOB, values).scalar_one()
+    specs = [RecipientSpec(address) for address in recipients]
+    _insert_recipients(session, job_id, False, specs, now, BULK_BATCH)
+    return job_id
+
+
+_QUEUE_JOB = insert(JOBS).returning(JOBS.c.id)
 
 
 def add_recipients(
@@ -83,21 +124,28 @@ def add_recipients(
     transaction goes to as few destinations as possible.
     """
     if specs:
-        _insert_recipients(session, job, specs, now, batch_size)
+        one_each = job.personalized or job.verp
+        _insert_recipients(session, job.id, one_each, specs, now, batch_size)
         job.recipient_count = (job.recipient_count or 0) + len(specs)
 
 
 def _insert_recipients(
-    session: Session, job: OutboxJob, specs: Sequence[RecipientSpec], now: datetime, batch_size: int
+    session: Session,
+    job_id: int,
+    one_each: bool,
+    specs: Sequence[RecipientSpec],
+    now: datetime,
+    batch_size: int,
 ) -> None:
+    """Batch rows for a copy the same for all; a row a recipient when `one_each`."""
     if not specs:
         return
     conn = session.connection()
-    if not job.personalized and not job.verp and len(specs) > 1:
+    if not one_each and len(specs) > 1:
         ordered = sorted(specs, key=lambda s: s.address[s.address.rfind("@") + 1 :].lower())
         rows = [
             {
-                "job_id": job.id,
+                "job_id": job_id,
                 "recipients": [[s.member_id, s.address] for s in ordered[i : i + batch_size]],
                 "recipient_count": len(ordered[i : i + batch_size]),
                 "state": OutboxState.QUEUED.value,
@@ -110,7 +158,7 @@ def _insert_recipients(
         ]
         conn.execute(insert(BATCHES), rows)
     elif conn.dialect.name == "postgresql":
-        _copy_recipients(conn, job.id, specs, _db_datetime(conn.engine, now))
+        _copy_recipients(conn, job_id, specs, _db_datetime(conn.engine, now))
     else:
         due = _db_datetime(conn.engine, now)
         sql = (
@@ -118,7 +166,6 @@ def _insert_recipients(
             " domain, state, attempts, next_attempt_at, lease_owner, last_reply)"
             " VALUES ({0}, {0}, {0}, {0}, {0}, 'queued', 0, {0}, '', '')"
         ).format("?" if conn.dialect.paramstyle == "qmark" else "%s")
-        job_id = job.id
         conn.exec_driver_sql(
             sql,
             [

@@ -13,12 +13,13 @@ from typing import cast
 
 from sqlalchemy import Table
 
-from listserv.models import OutboxBatch, OutboxRecipient, OutboxState
+from listserv.models import OutboxBatch, OutboxJob, OutboxRecipient, OutboxState
 
 #: One row per recipient (personalized and VERP jobs, service mail, batch leftovers).
 RECIPIENTS = cast(Table, OutboxRecipient.__table__)
 #: One row per SMTP transaction's worth of a bulk job's recipients.
 BATCHES = cast(Table, OutboxBatch.__table__)
+JOBS = cast(Table, OutboxJob.__table__)
 
 #: States a claim may pick up once due.
 OPEN = (OutboxState.QUEUED.value, OutboxState.DEFERRED.value)

@@ -104,8 +104,9 @@ def record_result(session: Session, inbound_id: int, recipient: str, worker: str
     skips the work. One statement, no savepoint.
     """
     values = {"inbound_id": inbound_id, "recipient": recipient[:400], "worker": worker}
-    statement = _CLAIM_RESULT[session.get_bind().dialect.name == "postgresql"]
-    return session.scalar(statement, values) is not None
+    conn = session.connection()  # nothing the ORM holds bears on it: no flush first
+    statement = _CLAIM_RESULT[conn.dialect.name == "postgresql"]
+    return conn.execute(statement, values).scalar() is not None
 
 
 def _claim_result(insert: Any) -> Any:

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import base64
+from email import policy as stdlib_policy
 from email.message import EmailMessage
 
 import pytest
 
+from listserv.mail_policy import POLICY
 from listserv.message import (
     auto_reply_reason,
     from_addresses,
@@ -383,3 +385,15 @@ def test_a_header_read_again_after_it_changed_is_read_afresh() -> None:
     assert header_text(m, "Subject") == "Records schedules"
     m.replace_header("Subject", "Instagram archiving")
     assert header_text(m, "Subject") == "Instagram archiving"
+
+
+def test_the_parse_policy_reuses_header_classes_and_parses_as_the_default() -> None:
+    registry = POLICY.header_factory
+    assert registry["From"] is registry["from"]
+    value = '"Doe, Jane" <jane@agency.gov>, =?utf-8?q?R=C3=A9mi?= <remi@agency.gov>'
+    ours = registry("From", value)
+    theirs = stdlib_policy.default.header_factory("From", value)
+    assert [(a.display_name, a.addr_spec) for a in ours.addresses] == [
+        (a.display_name, a.addr_spec) for a in theirs.addresses
+    ]
+    assert str(ours) == str(theirs) and list(ours.defects) == list(theirs.defects)

@@ -18,10 +18,10 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from listserv.addresses import split_address
-from listserv.models import OutboxJob, OutboxState, utcnow
+from listserv.models import OutboxState, utcnow
 from listserv.outbox.leases import Leased, LeasedBatch
 from listserv.outbox.schedule import BACKOFF_START, verdict
-from listserv.outbox.tables import BATCHES, CHUNK, RECIPIENTS, UNFINISHED
+from listserv.outbox.tables import BATCHES, CHUNK, JOBS, RECIPIENTS, UNFINISHED
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,47 +241,47 @@ class FinishedJob:
 
 
 def finish_jobs(session: Session, job_ids: Iterable[int], now: datetime) -> list[FinishedJob]:
-    """Mark jobs with nothing left to try as completed; returns them with failure counts."""
+    """Mark jobs with nothing left to try as completed; returns them with failure counts.
+
+    Every copy of a service notice is a job of its own, so this runs once a
+    copy: its statements are built once and run on the session's connection.
+    """
+    conn = session.connection()
     finished: list[FinishedJob] = []
     for job_id in sorted(set(job_ids)):
+        key = {"job_id": job_id}
         # Lock the job first: two workers settling a job's last rows at once would
         # each see the other's rows still active, and neither would finish it.
-        open_job = session.scalar(
-            select(OutboxJob.id)
-            .where(OutboxJob.id == job_id, OutboxJob.completed_at.is_(None))
-            .with_for_update()
-        )
-        if open_job is None:
+        if conn.execute(_OPEN_JOB, key).first() is None:
             continue
-        busy = any(
-            session.scalar(
-                select(table.c.id)
-                .where(table.c.job_id == job_id, table.c.state.in_(UNFINISHED))
-                .limit(1)
-            )
-            is not None
-            for table in (RECIPIENTS, BATCHES)
-        )
-        if busy:
+        if any(conn.execute(busy, key).first() is not None for busy in _BUSY):
             continue
-        job = session.execute(
-            update(OutboxJob)
-            .where(OutboxJob.id == job_id, OutboxJob.completed_at.is_(None))
-            .values(completed_at=now)
-            .returning(
-                OutboxJob.kind, OutboxJob.list_id, OutboxJob.post_id, OutboxJob.recipient_count
-            )
-        ).first()
+        job = conn.execute(_COMPLETE, {**key, "done_at": now}).first()
         if job is None:
             continue
-        failed = int(
-            session.scalar(
-                select(func.count()).where(
-                    RECIPIENTS.c.job_id == job_id,
-                    RECIPIENTS.c.state == OutboxState.FAILED.value,
-                )
-            )
-            or 0
-        )
+        failed = int(conn.execute(_FAILED, key).scalar() or 0)
         finished.append(FinishedJob(job_id, job[0], job[1], job[2], job[3], failed))
     return finished
+
+
+_OPEN_JOB = (
+    select(JOBS.c.id)
+    .where(JOBS.c.id == bindparam("job_id"), JOBS.c.completed_at.is_(None))
+    .with_for_update()
+)
+_BUSY = tuple(
+    select(table.c.id)
+    .where(table.c.job_id == bindparam("job_id"), table.c.state.in_(UNFINISHED))
+    .limit(1)
+    for table in (RECIPIENTS, BATCHES)
+)
+_COMPLETE = (
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("job_id"), JOBS.c.completed_at.is_(None))
+    .values(completed_at=bindparam("done_at", type_=JOBS.c.completed_at.type))
+    .returning(JOBS.c.kind, JOBS.c.list_id, JOBS.c.post_id, JOBS.c.recipient_count)
+)
+_FAILED = select(func.count()).where(
+    RECIPIENTS.c.job_id == bindparam("job_id"),
+    RECIPIENTS.c.state == OutboxState.FAILED.value,
+)

@@ -11,9 +11,11 @@ dropped connection mid-DATA, silence after MAIL) use a small hand-driven server.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from listserv.delivery import CanonicalBytes, RelayUnavailable, SMTPRelay, canonical, wire_format
+from listserv.delivery.relays import DirectorySync
 from listserv.delivery.smtp_transaction import Transaction, envelope
 from tests.relay_helpers import ScriptedRelay
 
@@ -812,3 +815,57 @@ async def test_pipelining_goes_on_over_starttls(relay_certificate: Path) -> None
     assert all(r[f"r{i}@x.gov"][0] == 250 for i, r in enumerate(results))
     assert relay.copies() == {f"r{i}@x.gov": 1 for i in range(5)}
     assert relay.connections == 1
+
+
+def test_a_directory_sync_begun_before_a_link_does_not_cover_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Of two threads, the one that asks while the other's fsync is running syncs again."""
+    synced = DirectorySync(tmp_path)
+    real_fsync = os.fsync
+    started, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def slow_fsync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            started.set()
+            release.wait(5)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    first = threading.Thread(target=synced.sync)
+    first.start()
+    assert started.wait(5)
+    second = threading.Thread(target=synced.sync)  # asks while the first fsync runs
+    second.start()
+    time.sleep(0.05)
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert len(calls) == 2
+
+
+def test_directory_syncs_asked_together_share_one_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = DirectorySync(tmp_path)
+    real_fsync = os.fsync
+    gate = threading.Event()
+    calls: list[int] = []
+
+    def gated_fsync(fd: int) -> None:
+        calls.append(fd)
+        gate.wait(5)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", gated_fsync)
+    threads = [threading.Thread(target=synced.sync) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.1)  # one is in its fsync, the other seven have asked
+    gate.set()
+    for thread in threads:
+        thread.join(5)
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(calls) == 2  # the first, then one for all who asked during it

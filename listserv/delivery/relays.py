@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import os
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,6 +62,7 @@ class MaildirRelay:
         for sub in ("tmp", "new", "cur"):
             (path / sub).mkdir(parents=True, exist_ok=True)
         self._host = socket.gethostname().replace("/", "_").replace(":", "_")
+        self._new_synced = DirectorySync(path / "new")
 
     def _name(self, key: str) -> str:
         if key:
@@ -97,7 +99,7 @@ class MaildirRelay:
                     os.unlink(tmp)
             except OSError as exc:  # a full disk defers this copy, not the ones written
                 results[rcpt] = (451, f"4.3.0 cannot write to the maildir: {exc.strerror}")
-        _fsync_dir(new)
+        self._new_synced.sync()
         return results
 
     async def send(
@@ -113,10 +115,34 @@ class MaildirRelay:
         return None
 
 
-def _fsync_dir(path: Path) -> None:
-    """The new names are on disk before the outbox says sent (a power cut loses neither)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+class DirectorySync:
+    """fsync of a directory, shared by the threads that need one at the same time.
+
+    Several copies are written at once, each in a thread, and each must find its
+    new name on disk before the outbox says sent. One fsync that starts after a
+    name was linked covers that name; so a thread whose link an fsync already
+    begun after it covers waits for that one instead of starting its own.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()  # guards the two counters
+        self._syncing = threading.Lock()  # one fsync at a time
+        self._asked = 0  # syncs asked for, numbered in order
+        self._covered = 0  # every ask up to this number is on disk
+
+    def sync(self) -> None:
+        with self._lock:
+            self._asked += 1
+            ticket = self._asked
+        with self._syncing:
+            if self._covered >= ticket:  # an fsync that began after our link covered us
+                return
+            with self._lock:
+                upto = self._asked  # every link made before this fsync starts
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._covered = upto

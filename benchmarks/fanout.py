@@ -500,6 +500,7 @@ def run_service(
                 str(Path(sys.executable).parent / "py-spy"),
                 "record",
                 "--threads",
+                "--subprocesses",
                 "--rate",
                 "250",
                 "-f",
@@ -581,7 +582,10 @@ def print_profile(path: Path, top: int = 22) -> None:
         if names:
             function, file = names[-1]
             leaves[f"{function} ({file.rpartition('/')[2]})"] += count
-    print(f"  profile: {total} on-CPU samples (all threads); inclusive, stage functions:")
+    print(
+        f"  profile: {total} on-CPU samples (all threads of the service and its processing "
+        "worker); inclusive, stage functions:"
+    )
     for key, count in inclusive.most_common(top):
         print(f"    {100 * count / total:5.1f}%  {key}")
     print("  leaf functions:")
@@ -640,7 +644,8 @@ def main() -> None:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="record the service with py-spy (collapsed stacks in /tmp) and summarise",
+        help="record the service and its processing worker with py-spy (collapsed stacks "
+        "in /tmp) and summarise",
     )
     parser.add_argument("--no-ceiling", action="store_true", help="skip the bare-client runs")
     parser.add_argument(

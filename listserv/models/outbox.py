@@ -51,8 +51,10 @@ class OutboxRecipient(Base):
     __tablename__ = "outbox_recipients"
     __table_args__ = (
         Index("ix_outbox_recipients_due", "state", "next_attempt_at"),
-        # By job only: a state change then touches one index, not two.
-        Index("ix_outbox_recipients_job", "job_id"),
+        # By job and state: "has this job an unfinished row?" and "how many failed?"
+        # are answered from the index. By job alone, SQLite read every sent row of
+        # the job to find an open one: 150 ms a look at 900,000 sent, once a second.
+        Index("ix_outbox_recipients_job_state", "job_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

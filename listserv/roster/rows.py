@@ -260,22 +260,28 @@ def iter_receiving_members(
 ) -> Iterator[list[tuple[int, str, str]]]:
     """(id, address, unsubscribe nonce) of members who get regular posts, in keyset pages.
 
-    Streaming keeps a 100,000-member roster out of memory.
+    Streaming keeps a 1,000,000-member roster out of memory. The pages are read on
+    the session's connection as Core rows (the ORM's result machinery took half as
+    long again for the same rows), after one flush so the transaction's own roster
+    changes are seen.
     """
+    session.flush()
+    conn = session.connection()
+    query = (
+        select(Member.id, Member.address, Member.unsubscribe_nonce)
+        .where(
+            Member.list_id == list_id,
+            Member.role == Role.MEMBER,
+            Member.delivery_mode == DeliveryMode.REGULAR,
+            Member.delivery_status == DeliveryStatus.ENABLED,
+            Member.id > bindparam("last_id"),
+        )
+        .order_by(Member.id)
+        .limit(batch)
+    )
     last_id = 0
     while True:
-        rows = session.execute(
-            select(Member.id, Member.address, Member.unsubscribe_nonce)
-            .where(
-                Member.list_id == list_id,
-                Member.role == Role.MEMBER,
-                Member.delivery_mode == DeliveryMode.REGULAR,
-                Member.delivery_status == DeliveryStatus.ENABLED,
-                Member.id > last_id,
-            )
-            .order_by(Member.id)
-            .limit(batch)
-        ).all()
+        rows = conn.execute(query, {"last_id": last_id}).all()
         if not rows:
             return
         yield [(r[0], r[1], r[2]) for r in rows]

@@ -21,10 +21,9 @@ from listserv.acts.errors import ActError
 from listserv.acts.held import Ruling
 from listserv.context import Context
 from listserv.models import MailingList, Post, PostStatus
-from listserv.web.console.access import ListAccess
+from listserv.web.console.access import ListAccess, list_page
 from listserv.web.console.message_view import view
 from listserv.web.pages import Page
-from listserv.web.signin.pages import console_page
 from listserv.web.signin.visitor import Visitor
 
 PAGE_SIZE = 50
@@ -72,18 +71,17 @@ def queue_page(
         .limit(PAGE_SIZE)
         .offset((paged.page - 1) * PAGE_SIZE)
     ).all()
-    return console_page(
+    return list_page(
         "web/held.html",
         visitor,
-        status,
-        title=f"Held posts – {mlist.display_name}",
-        list=mlist,
-        access=found,
+        found,
+        "Held posts",
+        status=status,
+        notice=notice,
+        errors=errors,
         posts=posts,
         paging=paged,
         query="",
-        notice=notice,
-        errors=errors or {},
     )
 
 
@@ -97,17 +95,16 @@ def post_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Page:
-    return console_page(
+    return list_page(
         "web/held_post.html",
         visitor,
-        status,
-        title=f"Post {post.id} – {found.mlist.display_name}",
-        list=found.mlist,
-        access=found,
+        found,
+        f"Post {post.id}",
+        status=status,
+        notice=notice,
+        errors=errors,
         post=post,
         view=view(post.raw),
-        notice=notice,
-        errors=errors or {},
     )
 
 

@@ -24,11 +24,10 @@ from listserv.acts import conduct, members
 from listserv.acts.errors import Invalid
 from listserv.context import Context
 from listserv.models import DeliveryMode, DeliveryStatus, MailingList, Member, Role
-from listserv.web.console.access import ListAccess
+from listserv.web.console.access import ListAccess, list_page
 from listserv.web.console.held import PAGE_SIZE, paging
 from listserv.web.console.search import roster_index
 from listserv.web.pages import Memo, Page
-from listserv.web.signin.pages import console_page
 from listserv.web.signin.visitor import Visitor
 
 ROLES = tuple(r.value for r in Role)
@@ -86,21 +85,20 @@ def members_page(
     status: int = 200,
 ) -> Page:
     total, rows = search_members(session, memo, found.mlist, search)
-    return console_page(
+    return list_page(
         "web/members.html",
         visitor,
-        status,
-        title=f"Members – {found.mlist.display_name}",
-        list=found.mlist,
-        access=found,
+        found,
+        "Members",
+        status=status,
+        notice=notice,
+        errors=errors,
         search=search,
         rows=rows,
         paging=paging(total, search.page),
         query=search.query(),
         roles=ROLES,
         deliveries=DELIVERIES,
-        notice=notice,
-        errors=errors or {},
         form=form or {},
         report=report,
     )
@@ -116,19 +114,18 @@ def member_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Page:
-    return console_page(
+    return list_page(
         "web/member.html",
         visitor,
-        status,
-        title=f"{member.address} – {found.mlist.display_name}",
-        list=found.mlist,
-        access=found,
+        found,
+        member.address,
+        status=status,
+        notice=notice,
+        errors=errors,
         member=member,
         deliveries=DELIVERIES,
         enableable=member.delivery_status
         in (DeliveryStatus.DISABLED_BOUNCING, DeliveryStatus.DISABLED_BY_OWNER),
-        notice=notice,
-        errors=errors or {},
     )
 
 

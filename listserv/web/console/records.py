@@ -24,10 +24,9 @@ from listserv.actors import Actor
 from listserv.acts import bans, members
 from listserv.context import Context
 from listserv.models import AuditEvent, Ban, BounceEvent, DeliveryStatus, MailingList, Member
-from listserv.web.console.access import ListAccess
+from listserv.web.console.access import ListAccess, list_page
 from listserv.web.console.held import PAGE_SIZE, paging
 from listserv.web.pages import Page
-from listserv.web.signin.pages import console_page
 from listserv.web.signin.visitor import Visitor
 
 AUDIT_COLUMNS = (
@@ -55,16 +54,15 @@ def bans_page(
     rows = session.scalars(
         select(Ban).where(Ban.list_id == found.mlist.id).order_by(Ban.pattern)
     ).all()
-    return console_page(
+    return list_page(
         "web/bans.html",
         visitor,
-        status,
-        title=f"Bans – {found.mlist.display_name}",
-        list=found.mlist,
-        access=found,
-        bans=rows,
+        found,
+        "Bans",
+        status=status,
         notice=notice,
-        errors=errors or {},
+        errors=errors,
+        bans=rows,
     )
 
 
@@ -105,18 +103,17 @@ def bounces_page(
         .order_by(BounceEvent.id.desc())
         .limit(PAGE_SIZE)
     ).all()
-    return console_page(
+    return list_page(
         "web/bounces.html",
         visitor,
-        status,
-        title=f"Bounces – {mlist.display_name}",
-        list=mlist,
-        access=found,
+        found,
+        "Bounces",
+        status=status,
+        notice=notice,
+        errors=errors,
         bouncing=bouncing,
         events=events,
         threshold=mlist.bounce_score_threshold,
-        notice=notice,
-        errors=errors or {},
     )
 
 
@@ -196,13 +193,12 @@ def audit_page(session: Session, visitor: Visitor, found: ListAccess, chosen: Au
         .order_by(AuditEvent.action)
     ).all()
     errors = chosen.errors()
-    return console_page(
+    return list_page(
         "web/audit.html",
         visitor,
-        400 if errors else 200,
-        title=f"Audit log – {mlist.display_name}",
-        list=mlist,
-        access=found,
+        found,
+        "Audit log",
+        status=400 if errors else 200,
         rows=rows,
         paging=paged,
         chosen=chosen,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
@@ -47,6 +48,18 @@ class Paging:
 def paging(total: int, page: int, size: int = PAGE_SIZE) -> Paging:
     pages = max(1, -(-total // size))
     return Paging(min(max(page, 1), pages), pages, total)
+
+
+def page_asked(params: dict[str, str]) -> int:
+    """The `page` of a filtered query, 1 when it is not a short number; `paging` clamps it."""
+    page = params.get("page", "1")
+    return int(page) if page.isdigit() and len(page) < 7 else 1
+
+
+def filter_query(filters: dict[str, str]) -> str:
+    """The filters that are set, as the query-string prefix every paging link carries."""
+    pairs = {k: v for k, v in filters.items() if v}
+    return urlencode(pairs) + "&" if pairs else ""
 
 
 def queue_page(

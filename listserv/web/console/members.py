@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,7 +24,7 @@ from listserv.acts.errors import Invalid
 from listserv.context import Context
 from listserv.models import DeliveryMode, DeliveryStatus, MailingList, Member, Role
 from listserv.web.console.access import ListAccess, list_page
-from listserv.web.console.held import PAGE_SIZE, paging
+from listserv.web.console.held import PAGE_SIZE, filter_query, page_asked, paging
 from listserv.web.console.search import roster_index
 from listserv.web.pages import Memo, Page
 from listserv.web.signin.visitor import Visitor
@@ -43,20 +42,16 @@ class Search:
 
     @classmethod
     def from_query(cls, params: dict[str, str]) -> Search:
-        page = params.get("page", "1")
         return cls(
             q=params.get("q", "").strip()[:200],
             role=params.get("role", "") if params.get("role", "") in ROLES else "",
             delivery=params.get("delivery", "") if params.get("delivery", "") in DELIVERIES else "",
-            page=int(page) if page.isdigit() and len(page) < 7 else 1,
+            page=page_asked(params),
         )
 
     def query(self) -> str:
         """The filters as a query string prefix for the paging links."""
-        pairs = {
-            k: v for k, v in (("q", self.q), ("role", self.role), ("delivery", self.delivery)) if v
-        }
-        return urlencode(pairs) + "&" if pairs else ""
+        return filter_query({"q": self.q, "role": self.role, "delivery": self.delivery})
 
 
 def search_members(

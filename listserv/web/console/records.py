@@ -15,7 +15,6 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -25,7 +24,7 @@ from listserv.acts import bans, members
 from listserv.context import Context
 from listserv.models import AuditEvent, Ban, BounceEvent, DeliveryStatus, MailingList, Member
 from listserv.web.console.access import ListAccess, list_page
-from listserv.web.console.held import PAGE_SIZE, paging
+from listserv.web.console.held import PAGE_SIZE, filter_query, page_asked, paging
 from listserv.web.pages import Page
 from listserv.web.signin.visitor import Visitor
 
@@ -139,13 +138,12 @@ class AuditFilter:
 
     @classmethod
     def from_query(cls, params: dict[str, str]) -> AuditFilter:
-        page = params.get("page", "1")
         return cls(
             actor=params.get("actor", "").strip().lower()[:320],
             action=params.get("action", "").strip()[:64],
             since=params.get("since", "").strip()[:10],
             until=params.get("until", "").strip()[:10],
-            page=int(page) if page.isdigit() and len(page) < 7 else 1,
+            page=page_asked(params),
         )
 
     def errors(self) -> dict[str, str]:
@@ -170,8 +168,7 @@ class AuditFilter:
         return clauses
 
     def query(self) -> str:
-        pairs = {k: v for k in ("actor", "action", "since", "until") if (v := getattr(self, k))}
-        return urlencode(pairs) + "&" if pairs else ""
+        return filter_query({k: getattr(self, k) for k in ("actor", "action", "since", "until")})
 
 
 def audit_page(session: Session, visitor: Visitor, found: ListAccess, chosen: AuditFilter) -> Page:

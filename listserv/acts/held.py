@@ -12,7 +12,9 @@ poster's notice) and audits it.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from listserv import audit, notices
 from listserv.actors import Actor
@@ -21,6 +23,8 @@ from listserv.acts.permissions import Need, require
 from listserv.context import Context
 from listserv.models import MailingList, Post, PostStatus
 from listserv.posting import fanout, moderation
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,12 @@ class Ruling(enum.StrEnum):
     REJECT = "reject"
     DISCARD = "discard"
 
+    def carry_out(
+        self, *, approve: Callable[[], T], reject: Callable[[], T], discard: Callable[[], T]
+    ) -> T:
+        """Run the act this ruling names: posts and requests read the three words alike."""
+        return {Ruling.APPROVE: approve, Ruling.REJECT: reject, Ruling.DISCARD: discard}[self]()
+
 
 def decide_post(
     ctx: Context,
@@ -133,8 +143,8 @@ def decide_post(
     reason: str = "",
 ) -> Decision:
     """The one of the three a moderator chose, for channels that read the word (replies, commands)."""
-    if ruling == Ruling.APPROVE:
-        return approve_post(ctx, actor, mlist, post_id)
-    if ruling == Ruling.REJECT:
-        return reject_post(ctx, actor, mlist, post_id, reason=reason)
-    return discard_post(ctx, actor, mlist, post_id)
+    return ruling.carry_out(
+        approve=lambda: approve_post(ctx, actor, mlist, post_id),
+        reject=lambda: reject_post(ctx, actor, mlist, post_id, reason=reason),
+        discard=lambda: discard_post(ctx, actor, mlist, post_id),
+    )

@@ -149,8 +149,8 @@ def decide_request(
     reason: str = "",
 ) -> RequestDecision:
     """The one of the three an owner chose, for channels that read the word."""
-    if ruling == Ruling.APPROVE:
-        return approve_request(ctx, actor, mlist, request_id)
-    if ruling == Ruling.REJECT:
-        return reject_request(ctx, actor, mlist, request_id, reason=reason)
-    return discard_request(ctx, actor, mlist, request_id)
+    return ruling.carry_out(
+        approve=lambda: approve_request(ctx, actor, mlist, request_id),
+        reject=lambda: reject_request(ctx, actor, mlist, request_id, reason=reason),
+        discard=lambda: discard_request(ctx, actor, mlist, request_id),
+    )

@@ -14,9 +14,10 @@ thread and never commits.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -62,6 +63,12 @@ class Reader:
     masked: bool  # addresses without their domain (nobody signed in)
 
 
+#: An archive page, given the list opened for this viewer.
+ReaderPage = Callable[[Request, Web, Reader], Awaitable[Response]]
+#: What the route table calls.
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
 def _web(request: Request) -> Web:
     web: Web = request.app.state.web
     return web
@@ -101,11 +108,26 @@ def open_reader(web: Web, name: str, viewer: str | None) -> Reader | Access:
         )
 
 
+def _missing(request: Request, web: Web) -> Response:
+    return render_page(request, web, not_found())
+
+
+def _cache_control(reader: Reader) -> str:
+    """Only a public archive's pages may be kept by shared caches; every copy is revalidated."""
+    return ("public" if reader.public else "private") + ", no-cache"
+
+
+def _month(request: Request) -> str | None:
+    """The path's YYYY-MM, or None when it is not a month (the page is then a 404)."""
+    month = str(request.path_params["month"])
+    return month if _MONTH.match(month) else None
+
+
 def _refused(request: Request, web: Web, access: Access) -> Response:
     if access is Access.SIGN_IN:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(web.url("/login?" + urlencode({"next": target})), 303)
-    return render_page(request, web, not_found())
+    return _missing(request, web)
 
 
 def _conditional(
@@ -115,7 +137,7 @@ def _conditional(
     etag = 'W/"' + hashlib.sha256(bytes(response.body)).hexdigest()[:32] + '"'
     headers = {
         "etag": etag,
-        "cache-control": ("public" if reader.public else "private") + ", no-cache",
+        "cache-control": _cache_control(reader),
         "vary": "Cookie",
     }
     if modified is not None:
@@ -140,22 +162,24 @@ def _page_number(request: Request) -> int:
     return int(value) if value.isdigit() and 0 < int(value) < 100_000 else 1
 
 
-async def _reader(request: Request) -> tuple[Web, Reader] | Response:
-    web = _web(request)
-    found = await run_in_threadpool(
-        open_reader, web, str(request.path_params["name"]), _viewer(request)
-    )
-    if isinstance(found, Access):
-        return _refused(request, web, found)
-    return web, found
+def for_readers(page: ReaderPage) -> Endpoint:
+    """`page` behind the one refusal every archive page gives (sign in, or 404): it sees a reader."""
+
+    @functools.wraps(page)
+    async def endpoint(request: Request) -> Response:
+        web = _web(request)
+        found = await run_in_threadpool(
+            open_reader, web, str(request.path_params["name"]), _viewer(request)
+        )
+        if isinstance(found, Access):
+            return _refused(request, web, found)
+        return await page(request, web, found)
+
+    return endpoint
 
 
-async def months_page(request: Request) -> Response:
-    opened = await _reader(request)
-    if isinstance(opened, Response):
-        return opened
-    web, reader = opened
-
+@for_readers
+async def months_page(request: Request, web: Web, reader: Reader) -> Response:
     def make() -> tuple[Page, datetime | None]:
         with web.factory() as session:
             found = browse.months(session, reader.list_id)
@@ -167,14 +191,11 @@ async def months_page(request: Request) -> Response:
     return _conditional(request, render_page(request, web, page), reader, latest)
 
 
-async def month_page(request: Request) -> Response:
-    opened = await _reader(request)
-    if isinstance(opened, Response):
-        return opened
-    web, reader = opened
-    month = str(request.path_params["month"])
-    if not _MONTH.match(month):
-        return render_page(request, web, not_found())
+@for_readers
+async def month_page(request: Request, web: Web, reader: Reader) -> Response:
+    month = _month(request)
+    if month is None:
+        return _missing(request, web)
     number = _page_number(request)
 
     def make() -> browse.MonthPage:
@@ -183,7 +204,7 @@ async def month_page(request: Request) -> Response:
 
     found = await run_in_threadpool(make)
     if not found.posts:
-        return render_page(request, web, not_found())
+        return _missing(request, web)
     label = browse.Month(month, found.posts).label
     page = Page(
         "web/archive_month.html",
@@ -199,11 +220,8 @@ async def month_page(request: Request) -> Response:
     return _conditional(request, render_page(request, web, page), reader, found.latest)
 
 
-async def post_page(request: Request) -> Response:
-    opened = await _reader(request)
-    if isinstance(opened, Response):
-        return opened
-    web, reader = opened
+@for_readers
+async def post_page(request: Request, web: Web, reader: Reader) -> Response:
     post_id = int(request.path_params["post_id"])
 
     def make() -> Page | None:
@@ -234,16 +252,13 @@ async def post_page(request: Request) -> Response:
 
     page = await run_in_threadpool(make)
     if page is None:
-        return render_page(request, web, not_found())
+        return _missing(request, web)
     modified = page.context["entry"].date
     return _conditional(request, render_page(request, web, page), reader, modified)
 
 
-async def attachment(request: Request) -> Response:
-    opened = await _reader(request)
-    if isinstance(opened, Response):
-        return opened
-    web, reader = opened
+@for_readers
+async def attachment(request: Request, web: Web, reader: Reader) -> Response:
     post_id, number = int(request.path_params["post_id"]), int(request.path_params["number"])
 
     def load() -> tuple[bytes, str] | None:
@@ -260,7 +275,7 @@ async def attachment(request: Request) -> Response:
 
     found = await run_in_threadpool(load)
     if found is None:
-        return render_page(request, web, not_found())
+        return _missing(request, web)
     payload, filename = found
     return Response(
         payload,
@@ -269,26 +284,23 @@ async def attachment(request: Request) -> Response:
             "content-disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
             "content-security-policy": ATTACHMENT_CSP,
             "x-content-type-options": "nosniff",
-            "cache-control": ("public" if reader.public else "private") + ", no-cache",
+            "cache-control": _cache_control(reader),
         },
     )
 
 
-async def mbox(request: Request) -> Response:
-    opened = await _reader(request)
-    if isinstance(opened, Response):
-        return opened
-    web, reader = opened
-    month = str(request.path_params["month"])
-    if not _MONTH.match(month):
-        return render_page(request, web, not_found())
+@for_readers
+async def mbox(request: Request, web: Web, reader: Reader) -> Response:
+    month = _month(request)
+    if month is None:
+        return _missing(request, web)
 
     def exists() -> bool:
         with web.factory() as session:
             return browse.has_month(session, reader.list_id, month)
 
     if not await run_in_threadpool(exists):
-        return render_page(request, web, not_found())
+        return _missing(request, web)
 
     def chunks() -> Any:
         with web.factory() as session:
@@ -299,16 +311,13 @@ async def mbox(request: Request) -> Response:
         media_type="application/mbox",
         headers={
             "content-disposition": f'attachment; filename="{reader.name}-{month}.mbox"',
-            "cache-control": ("public" if reader.public else "private") + ", no-cache",
+            "cache-control": _cache_control(reader),
         },
     )
 
 
-async def search_page(request: Request) -> Response:
-    opened = await _reader(request)
-    if isinstance(opened, Response):
-        return opened
-    web, reader = opened
+@for_readers
+async def search_page(request: Request, web: Web, reader: Reader) -> Response:
     text = request.query_params.get("q", "")[:500]
     number = _page_number(request)
     context: dict[str, Any] = {
@@ -349,13 +358,10 @@ async def search_page(request: Request) -> Response:
     return _conditional(request, render_page(request, web, page), reader, None)
 
 
-async def atom(request: Request) -> Response:
-    opened = await _reader(request)
-    if isinstance(opened, Response):
-        return opened
-    web, reader = opened
+@for_readers
+async def atom(request: Request, web: Web, reader: Reader) -> Response:
     if not reader.public:  # a feed is for public archives only
-        return render_page(request, web, not_found())
+        return _missing(request, web)
 
     def make() -> bytes:
         with web.factory() as session:

@@ -5,18 +5,22 @@ The level a person holds on a list comes from `acts.permissions.level_on`,
 the same rule the acts apply. A page they may not see answers 404, as if the
 list were not there: a member learns nothing of the console, and the owner
 of one list nothing of another. Moderators see held posts and requests only.
-The acts check again when anything is changed.
+The acts check again when anything is changed. `list_page` gives every page
+of one list the list and the level, so each shows the tabs that level may use.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from listserv.acts.permissions import Need, level_on
 from listserv.lists import all_lists, get_list
 from listserv.models import MailingList
+from listserv.web.pages import Page
+from listserv.web.signin.pages import console_page
 from listserv.web.signin.visitor import Visitor
 
 
@@ -54,3 +58,28 @@ def visible_lists(session: Session, visitor: Visitor) -> list[ListAccess]:
         if level is not None and level >= Need.MODERATE:
             found.append(ListAccess(mlist, level))
     return found
+
+
+def list_page(
+    template: str,
+    visitor: Visitor,
+    found: ListAccess,
+    title: str,
+    *,
+    status: int = 200,
+    notice: str = "",
+    errors: dict[str, str] | None = None,
+    **context: Any,
+) -> Page:
+    """A console page of one list, titled "`title` – the list's name"."""
+    return console_page(
+        template,
+        visitor,
+        status,
+        title=f"{title} – {found.mlist.display_name}",
+        list=found.mlist,
+        access=found,
+        notice=notice,
+        errors=errors or {},
+        **context,
+    )

@@ -6,6 +6,7 @@ list and their level on it (too little: 404), then a read-only page built in
 a worker thread. `act` answers a POST the same way, after the CSRF check
 (403 without the session's token): the act runs in one transaction, and an
 `ActError` rolls it back and becomes the error of the page the form was on.
+`download_csv` answers a GET with a list's CSV file behind the same guard.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -23,7 +25,7 @@ from listserv.actors import Actor
 from listserv.acts.errors import ActError, Conflict, Forbidden, Invalid, NotFound
 from listserv.acts.permissions import Need
 from listserv.context import Context
-from listserv.models import utcnow
+from listserv.models import MailingList, utcnow
 from listserv.web.console.access import ListAccess, NotVisible, access
 from listserv.web.pages import Link, Page, client_host, message, render, text_field
 from listserv.web.signin.routes import checked_form, signed_in, web_of
@@ -52,6 +54,8 @@ Build = Callable[[Context, Visitor, ListAccess], Page]
 Do = Callable[[Context, Actor, ListAccess, FormData], Result]
 #: Renders the page a form was on, after its act: (context, visitor, list, result, status).
 Then = Callable[[Context, Visitor, ListAccess, Result, int], Page]
+#: Writes a download's CSV text of one list (read only): (session, list).
+Export = Callable[[Session, MailingList], str]
 
 
 def not_found() -> Page:
@@ -138,6 +142,31 @@ async def act(
     web.on_outbox()
     web.cache.clear()  # member counts on the public pages may have changed
     return render(request, web, page)
+
+
+async def download_csv(request: Request, need: Need, export: Export, what: str) -> Response:
+    """A GET answered with a file, not a page: guarded as `show` is, named `<list>-<what>.csv`."""
+    visitor = await signed_in(request)
+    if isinstance(visitor, Response):
+        return visitor
+    web, name = web_of(request), request.path_params["list"]
+
+    def work() -> str | None:
+        with web.factory() as session:
+            try:
+                found = access(session, visitor, name, need)
+            except NotVisible:
+                return None
+            return export(session, found.mlist)
+
+    text = await run_in_threadpool(work)
+    if text is None:
+        return render(request, web, not_found())
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{name.lower()}-{what}.csv"'},
+    )
 
 
 def form_dict(form: FormData) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
@@ -21,10 +22,9 @@ from listserv.acts.errors import ActError
 from listserv.acts.held import Ruling
 from listserv.context import Context
 from listserv.models import MailingList, Post, PostStatus
-from listserv.web.console.access import ListAccess
+from listserv.web.console.access import ListAccess, list_page
 from listserv.web.console.message_view import view
 from listserv.web.pages import Page
-from listserv.web.signin.pages import console_page
 from listserv.web.signin.visitor import Visitor
 
 PAGE_SIZE = 50
@@ -50,6 +50,18 @@ def paging(total: int, page: int, size: int = PAGE_SIZE) -> Paging:
     return Paging(min(max(page, 1), pages), pages, total)
 
 
+def page_asked(params: dict[str, str]) -> int:
+    """The `page` of a filtered query, 1 when it is not a short number; `paging` clamps it."""
+    page = params.get("page", "1")
+    return int(page) if page.isdigit() and len(page) < 7 else 1
+
+
+def filter_query(filters: dict[str, str]) -> str:
+    """The filters that are set, as the query-string prefix every paging link carries."""
+    pairs = {k: v for k, v in filters.items() if v}
+    return urlencode(pairs) + "&" if pairs else ""
+
+
 def queue_page(
     session: Session,
     visitor: Visitor,
@@ -72,18 +84,17 @@ def queue_page(
         .limit(PAGE_SIZE)
         .offset((paged.page - 1) * PAGE_SIZE)
     ).all()
-    return console_page(
+    return list_page(
         "web/held.html",
         visitor,
-        status,
-        title=f"Held posts – {mlist.display_name}",
-        list=mlist,
-        access=found,
+        found,
+        "Held posts",
+        status=status,
+        notice=notice,
+        errors=errors,
         posts=posts,
         paging=paged,
         query="",
-        notice=notice,
-        errors=errors or {},
     )
 
 
@@ -97,17 +108,16 @@ def post_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Page:
-    return console_page(
+    return list_page(
         "web/held_post.html",
         visitor,
-        status,
-        title=f"Post {post.id} – {found.mlist.display_name}",
-        list=found.mlist,
-        access=found,
+        found,
+        f"Post {post.id}",
+        status=status,
+        notice=notice,
+        errors=errors,
         post=post,
         view=view(post.raw),
-        notice=notice,
-        errors=errors or {},
     )
 
 

@@ -2,13 +2,12 @@
 """The console's routes for running a list: settings and holds, bans, bounces, audit log.
 
 Owners only (moderators and everyone else get 404). Like `routes`, each
-handler reads the request and hands `handlers.show` or `handlers.act` the
-page to build or the act to call.
+handler reads the request and hands `handlers.show`, `handlers.act` or
+`handlers.download_csv` the page to build, the act to call or the file to write.
 """
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,10 +18,9 @@ from listserv.acts.list_settings import parse_bool
 from listserv.acts.permissions import Need
 from listserv.context import Context
 from listserv.web.console import records, settings
-from listserv.web.console.access import ListAccess, NotVisible, access
-from listserv.web.console.handlers import Result, act, form_dict, not_found, show
-from listserv.web.pages import Page, render, text_field
-from listserv.web.signin.routes import signed_in, web_of
+from listserv.web.console.access import ListAccess
+from listserv.web.console.handlers import Result, act, download_csv, form_dict, show
+from listserv.web.pages import Page, text_field
 from listserv.web.signin.visitor import Visitor
 
 
@@ -113,26 +111,9 @@ async def audit_get(request: Request) -> Response:
 
 
 async def audit_export(request: Request) -> Response:
-    visitor = await signed_in(request)
-    if isinstance(visitor, Response):
-        return visitor
-    web, name, chosen = web_of(request), request.path_params["list"], _audit_filter(request)
-
-    def work() -> str | None:
-        with web.factory() as session:
-            try:
-                found = access(session, visitor, name, Need.MANAGE)
-            except NotVisible:
-                return None
-            return records.audit_csv(session, found.mlist, chosen)
-
-    text = await run_in_threadpool(work)
-    if text is None:
-        return render(request, web, not_found())
-    return Response(
-        text,
-        media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": f'attachment; filename="{name.lower()}-audit.csv"'},
+    chosen = _audit_filter(request)
+    return await download_csv(
+        request, Need.MANAGE, lambda s, m: records.audit_csv(s, m, chosen), "audit"
     )
 
 

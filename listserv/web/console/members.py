@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,11 +23,10 @@ from listserv.acts import conduct, members
 from listserv.acts.errors import Invalid
 from listserv.context import Context
 from listserv.models import DeliveryMode, DeliveryStatus, MailingList, Member, Role
-from listserv.web.console.access import ListAccess
-from listserv.web.console.held import PAGE_SIZE, paging
+from listserv.web.console.access import ListAccess, list_page
+from listserv.web.console.held import PAGE_SIZE, filter_query, page_asked, paging
 from listserv.web.console.search import roster_index
 from listserv.web.pages import Memo, Page
-from listserv.web.signin.pages import console_page
 from listserv.web.signin.visitor import Visitor
 
 ROLES = tuple(r.value for r in Role)
@@ -44,20 +42,16 @@ class Search:
 
     @classmethod
     def from_query(cls, params: dict[str, str]) -> Search:
-        page = params.get("page", "1")
         return cls(
             q=params.get("q", "").strip()[:200],
             role=params.get("role", "") if params.get("role", "") in ROLES else "",
             delivery=params.get("delivery", "") if params.get("delivery", "") in DELIVERIES else "",
-            page=int(page) if page.isdigit() and len(page) < 7 else 1,
+            page=page_asked(params),
         )
 
     def query(self) -> str:
         """The filters as a query string prefix for the paging links."""
-        pairs = {
-            k: v for k, v in (("q", self.q), ("role", self.role), ("delivery", self.delivery)) if v
-        }
-        return urlencode(pairs) + "&" if pairs else ""
+        return filter_query({"q": self.q, "role": self.role, "delivery": self.delivery})
 
 
 def search_members(
@@ -86,21 +80,20 @@ def members_page(
     status: int = 200,
 ) -> Page:
     total, rows = search_members(session, memo, found.mlist, search)
-    return console_page(
+    return list_page(
         "web/members.html",
         visitor,
-        status,
-        title=f"Members – {found.mlist.display_name}",
-        list=found.mlist,
-        access=found,
+        found,
+        "Members",
+        status=status,
+        notice=notice,
+        errors=errors,
         search=search,
         rows=rows,
         paging=paging(total, search.page),
         query=search.query(),
         roles=ROLES,
         deliveries=DELIVERIES,
-        notice=notice,
-        errors=errors or {},
         form=form or {},
         report=report,
     )
@@ -116,19 +109,18 @@ def member_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Page:
-    return console_page(
+    return list_page(
         "web/member.html",
         visitor,
-        status,
-        title=f"{member.address} – {found.mlist.display_name}",
-        list=found.mlist,
-        access=found,
+        found,
+        member.address,
+        status=status,
+        notice=notice,
+        errors=errors,
         member=member,
         deliveries=DELIVERIES,
         enableable=member.delivery_status
         in (DeliveryStatus.DISABLED_BOUNCING, DeliveryStatus.DISABLED_BY_OWNER),
-        notice=notice,
-        errors=errors or {},
     )
 
 

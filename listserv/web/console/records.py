@@ -15,7 +15,6 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -24,10 +23,9 @@ from listserv.actors import Actor
 from listserv.acts import bans, members
 from listserv.context import Context
 from listserv.models import AuditEvent, Ban, BounceEvent, DeliveryStatus, MailingList, Member
-from listserv.web.console.access import ListAccess
-from listserv.web.console.held import PAGE_SIZE, paging
+from listserv.web.console.access import ListAccess, list_page
+from listserv.web.console.held import PAGE_SIZE, filter_query, page_asked, paging
 from listserv.web.pages import Page
-from listserv.web.signin.pages import console_page
 from listserv.web.signin.visitor import Visitor
 
 AUDIT_COLUMNS = (
@@ -55,16 +53,15 @@ def bans_page(
     rows = session.scalars(
         select(Ban).where(Ban.list_id == found.mlist.id).order_by(Ban.pattern)
     ).all()
-    return console_page(
+    return list_page(
         "web/bans.html",
         visitor,
-        status,
-        title=f"Bans – {found.mlist.display_name}",
-        list=found.mlist,
-        access=found,
-        bans=rows,
+        found,
+        "Bans",
+        status=status,
         notice=notice,
-        errors=errors or {},
+        errors=errors,
+        bans=rows,
     )
 
 
@@ -105,18 +102,17 @@ def bounces_page(
         .order_by(BounceEvent.id.desc())
         .limit(PAGE_SIZE)
     ).all()
-    return console_page(
+    return list_page(
         "web/bounces.html",
         visitor,
-        status,
-        title=f"Bounces – {mlist.display_name}",
-        list=mlist,
-        access=found,
+        found,
+        "Bounces",
+        status=status,
+        notice=notice,
+        errors=errors,
         bouncing=bouncing,
         events=events,
         threshold=mlist.bounce_score_threshold,
-        notice=notice,
-        errors=errors or {},
     )
 
 
@@ -142,13 +138,12 @@ class AuditFilter:
 
     @classmethod
     def from_query(cls, params: dict[str, str]) -> AuditFilter:
-        page = params.get("page", "1")
         return cls(
             actor=params.get("actor", "").strip().lower()[:320],
             action=params.get("action", "").strip()[:64],
             since=params.get("since", "").strip()[:10],
             until=params.get("until", "").strip()[:10],
-            page=int(page) if page.isdigit() and len(page) < 7 else 1,
+            page=page_asked(params),
         )
 
     def errors(self) -> dict[str, str]:
@@ -173,8 +168,7 @@ class AuditFilter:
         return clauses
 
     def query(self) -> str:
-        pairs = {k: v for k in ("actor", "action", "since", "until") if (v := getattr(self, k))}
-        return urlencode(pairs) + "&" if pairs else ""
+        return filter_query({k: getattr(self, k) for k in ("actor", "action", "since", "until")})
 
 
 def audit_page(session: Session, visitor: Visitor, found: ListAccess, chosen: AuditFilter) -> Page:
@@ -196,13 +190,12 @@ def audit_page(session: Session, visitor: Visitor, found: ListAccess, chosen: Au
         .order_by(AuditEvent.action)
     ).all()
     errors = chosen.errors()
-    return console_page(
+    return list_page(
         "web/audit.html",
         visitor,
-        400 if errors else 200,
-        title=f"Audit log – {mlist.display_name}",
-        list=mlist,
-        access=found,
+        found,
+        "Audit log",
+        status=400 if errors else 200,
         rows=rows,
         paging=paged,
         chosen=chosen,

@@ -13,9 +13,8 @@ from listserv.acts.held import Ruling
 from listserv.context import Context
 from listserv.lists import eligibility_text
 from listserv.models import MailingList, PendingRequest
-from listserv.web.console.access import ListAccess
+from listserv.web.console.access import ListAccess, list_page
 from listserv.web.pages import Page
-from listserv.web.signin.pages import console_page
 from listserv.web.signin.visitor import Visitor
 
 
@@ -38,16 +37,15 @@ def requests_page(
     status: int = 200,
 ) -> Page:
     waiting = requests.awaiting(ctx, found.mlist)
-    return console_page(
+    return list_page(
         "web/requests.html",
         visitor,
-        status,
-        title=f"Requests – {found.mlist.display_name}",
-        list=found.mlist,
-        access=found,
-        waiting=[(r, describe(r, found.mlist)) for r in waiting],
+        found,
+        "Requests",
+        status=status,
         notice=notice,
-        errors=errors or {},
+        errors=errors,
+        waiting=[(r, describe(r, found.mlist)) for r in waiting],
     )
 
 

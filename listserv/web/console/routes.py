@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """The console's routes: /admin, the dashboard, held posts, requests and the roster.
 
-Each handler reads its path and form and hands `handlers.show` or
-`handlers.act` the page to build or the act to call; the list's settings,
-bans, bounces and audit log are in `list_routes`. GETs never change state.
+Each handler reads its path and form and hands `handlers.show`,
+`handlers.act` or `handlers.download_csv` the page to build, the act to call
+or the file to write; the list's settings, bans, bounces and audit log are in
+`list_routes`. GETs never change state.
 """
 
 from __future__ import annotations
@@ -19,8 +20,16 @@ from listserv.acts.errors import NotFound
 from listserv.acts.permissions import Need
 from listserv.context import Context
 from listserv.web.console import held, list_routes, members, overview, requests, roster_files
-from listserv.web.console.access import ListAccess, NotVisible, access
-from listserv.web.console.handlers import Result, act, form_dict, not_found, number, show
+from listserv.web.console.access import ListAccess
+from listserv.web.console.handlers import (
+    Result,
+    act,
+    download_csv,
+    form_dict,
+    not_found,
+    number,
+    show,
+)
 from listserv.web.pages import Page, render, text_field
 from listserv.web.signin.routes import signed_in, web_of
 from listserv.web.signin.visitor import Visitor
@@ -236,28 +245,7 @@ async def members_import(request: Request) -> Response:
 
 
 async def members_export(request: Request) -> Response:
-    visitor = await signed_in(request)
-    if isinstance(visitor, Response):
-        return visitor
-    web = web_of(request)
-    name = request.path_params["list"]
-
-    def work() -> str | None:
-        with web.factory() as session:
-            try:
-                found = access(session, visitor, name, Need.MANAGE)
-            except NotVisible:
-                return None
-            return roster_files.export_csv(session, found.mlist)
-
-    text = await run_in_threadpool(work)
-    if text is None:
-        return render(request, web, not_found())
-    return Response(
-        text,
-        media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": f'attachment; filename="{name.lower()}-members.csv"'},
-    )
+    return await download_csv(request, Need.MANAGE, roster_files.export_csv, "members")
 
 
 ROUTES: list[BaseRoute] = [

@@ -19,10 +19,9 @@ from listserv.acts import list_settings, lists
 from listserv.acts.errors import ActError, Invalid
 from listserv.context import Context
 from listserv.models import MailingList
-from listserv.web.console.access import ListAccess
+from listserv.web.console.access import ListAccess, list_page
 from listserv.web.console.handlers import FieldErrors
 from listserv.web.pages import Page
-from listserv.web.signin.pages import console_page
 from listserv.web.signin.visitor import Visitor
 
 HOLDS = {
@@ -86,18 +85,17 @@ def settings_page(
     status: int = 200,
 ) -> Page:
     mlist = found.mlist
-    return console_page(
+    return list_page(
         "web/settings.html",
         visitor,
-        status,
-        title=f"Settings – {mlist.display_name}",
-        list=mlist,
-        access=found,
+        found,
+        "Settings",
+        status=status,
+        notice=notice,
+        errors=errors,
         fields=field_rows(mlist, typed or {}),
         holds=[(key, words, text, getattr(mlist, key)) for key, (words, text) in HOLDS.items()],
         confirm=confirm if confirm in HOLDS else "",
-        notice=notice,
-        errors=errors or {},
     )
 
 

@@ -19,9 +19,9 @@ import logging
 import time
 import traceback
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,6 +40,7 @@ from listserv.routing.router import route
 from listserv.templates import Templates
 
 log = logging.getLogger("listserv.processing")
+INBOUND = cast(Table, InboundMessage.__table__)
 
 
 def _route_message(
@@ -50,8 +51,8 @@ def _route_message(
     worker: str,
     lists: dict[str, MailingList | None],
     memo: Memo,
-) -> None:
-    """Route every recipient of one stored message; sets the row's status and reason."""
+) -> dict[str, Any]:
+    """Route every recipient of one stored message; the row's final values (`_FINISH`)."""
     now = utcnow()
     msg = parse_message(row.raw)
     ctx = Context(
@@ -87,11 +88,28 @@ def _route_message(
             continue
         delivery = Delivery(row, msg, recipient, mlist, row.mail_from)
         notes.append(f"{rcpt}: {route(ctx, delivery)}")
-    row.status = InboundStatus.DONE
-    row.reason = "\n".join(notes)[:4000]
-    row.processed_at = now
-    row.attempts += 1
-    row.lease_until = None
+    return {"row_id": row.id, "reason": "\n".join(notes)[:4000], "processed_at": now}
+
+
+# A batch's processed rows are marked done in one statement at its end: set on
+# the ORM rows, each would be an UPDATE of its own, flushed before the next
+# message's first query.
+_FINISH = (
+    update(INBOUND)
+    .where(INBOUND.c.id == bindparam("row_id"))
+    .values(
+        status=InboundStatus.DONE.value,
+        reason=bindparam("reason"),
+        processed_at=bindparam("processed_at", type_=INBOUND.c.processed_at.type),
+        attempts=INBOUND.c.attempts + 1,
+        lease_until=None,
+    )
+)
+
+
+def _mark_done(session: Session, finished: list[dict[str, Any]]) -> None:
+    if finished:
+        session.connection().execute(_FINISH, finished)
 
 
 def record_result(session: Session, inbound_id: int, recipient: str, worker: str) -> bool:
@@ -195,6 +213,7 @@ def _route_rows(
 ) -> dict[int, str]:
     """Route each row; with `alone`, each in its own savepoint and failures kept."""
     statuses: dict[int, str] = {}
+    finished: list[dict[str, Any]] = []
     lists: dict[str, MailingList | None] = {}  # the batch's session keeps them current
     memo = Memo()
     for index, row in enumerate(rows):
@@ -202,12 +221,15 @@ def _route_rows(
             release_inbound(session, [r.id for r in rows[index:]])
             break
         if not alone:
-            _route_message(session, settings, templates, row, worker, lists, memo)
-            statuses[row.id] = row.status
+            finished.append(_route_message(session, settings, templates, row, worker, lists, memo))
+            statuses[row.id] = InboundStatus.DONE
             continue
         try:
             with session.begin_nested():
-                _route_message(session, settings, templates, row, worker, lists, memo)
+                done = _route_message(session, settings, templates, row, worker, lists, memo)
+            finished.append(done)
+            statuses[row.id] = InboundStatus.DONE
+            continue
         except Exception as exc:
             log.exception("processing inbound message %d failed", row.id)
             reason = "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -222,6 +244,7 @@ def _route_rows(
             memo = Memo()  # what it looked up went with its savepoint
             lists.clear()
         statuses[row.id] = row.status
+    _mark_done(session, finished)
     return statuses
 
 

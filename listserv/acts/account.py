@@ -165,7 +165,7 @@ def request_address_change(ctx: Context, actor: Actor, new_address: str) -> Outc
             code="rate-limited",
         )
     lists = [item.mlist.display_name for item in mine]
-    request, token = new_request(
+    request_id, token = new_request(
         ctx,
         None,
         RequestKind.CHANGE_ADDRESS,
@@ -188,7 +188,7 @@ def request_address_change(ctx: Context, actor: Actor, new_address: str) -> Outc
         target=address,
         source=ctx.source,
         outcome="pending",
-        detail={"request": request.id, "from": _key(actor), "lists": [m.mlist.name for m in mine]},
+        detail={"request": request_id, "from": _key(actor), "lists": [m.mlist.name for m in mine]},
         at=ctx.now,
     )
     return Outcome.pending(

@@ -106,7 +106,7 @@ def confirm_join(
         ctx.now,
     )
     # The owners decide by replying: their own token, naming this request.
-    ask, ask_token = new_request(
+    ask_id, ask_token = new_request(
         ctx,
         mlist,
         RequestKind.MODERATE_REQUEST,
@@ -132,6 +132,8 @@ def confirm_join(
                 title=str(payload.get("title", "")),
             )
 
+    ask = ctx.session.get(PendingRequest, ask_id)
+    assert ask is not None  # inserted just above, in this transaction
     staff_notices.announce(ctx, mlist, ask, tell_owners)  # coalesced per list
     notices.send_notice(ctx, "awaiting_approval.txt.j2", request.address, mlist=mlist)
     return Outcome.pending(

@@ -144,7 +144,7 @@ def request_join(ctx: Context, actor: Actor, mlist: MailingList, requester: Requ
         "channel": actor.channel.value,
         "needs_approval": needs_approval,
     }
-    request, token = new_request(ctx, mlist, RequestKind.SUBSCRIBE, address, payload)
+    request_id, token = new_request(ctx, mlist, RequestKind.SUBSCRIBE, address, payload)
     notices.send_notice(
         ctx,
         "confirm_subscribe.txt.j2",
@@ -156,7 +156,7 @@ def request_join(ctx: Context, actor: Actor, mlist: MailingList, requester: Requ
         **confirm_links(ctx, mlist, token),
     )
     _audit(ctx, actor, mlist, "subscribe-requested", address, "pending",
-           request=request.id, needs_approval=needs_approval)  # fmt: skip
+           request=request_id, needs_approval=needs_approval)  # fmt: skip
     return Outcome.pending(
         f"A confirmation was sent to {address}; reply to it to join {mlist.display_name}.",
         notified=True,
@@ -177,7 +177,7 @@ def request_leave(ctx: Context, actor: Actor, mlist: MailingList, address: str) 
             f"Too many confirmation requests for {address} today; please try again tomorrow.",
             notified=True,
         )
-    request, token = new_request(
+    request_id, token = new_request(
         ctx, mlist, RequestKind.UNSUBSCRIBE, member.address, {"channel": actor.channel.value}
     )
     notices.send_notice(
@@ -189,7 +189,7 @@ def request_leave(ctx: Context, actor: Actor, mlist: MailingList, address: str) 
         **confirm_links(ctx, mlist, token),
     )
     _audit(ctx, actor, mlist, "unsubscribe-requested", member.address, "pending",
-           request=request.id)  # fmt: skip
+           request=request_id)  # fmt: skip
     return Outcome.pending(
         f"A confirmation was sent to {member.address}; reply to it to leave {mlist.display_name}.",
         notified=True,

@@ -245,7 +245,7 @@ def send_confirmations(request: CommandRequest) -> list[PendingRequest]:
         if mlist is None:
             continue
         owner = creds.deferred_to[list_id]
-        pending, token = new_request(
+        pending_id, token = new_request(
             ctx,
             mlist,
             RequestKind.OWNER_COMMANDS,
@@ -275,9 +275,11 @@ def send_confirmations(request: CommandRequest) -> list[PendingRequest]:
             target=owner,
             source=ctx.source,
             outcome="pending",
-            detail={"request": pending.id, "commands": list(lines)},
+            detail={"request": pending_id, "commands": list(lines)},
             at=ctx.now,
         )
+        pending = ctx.session.get(PendingRequest, pending_id)
+        assert pending is not None  # inserted above, in this transaction
         made.append(pending)
     creds.deferred.clear()
     creds.deferred_to.clear()

@@ -32,11 +32,16 @@ def count(session: Session, key: str, window: timedelta, now: datetime) -> int:
     return int(found.scalar() or 0)
 
 
+def note(session: Session, key: str, now: datetime) -> None:
+    """Count one event under `key`, whatever the count (a wrong code still counts)."""
+    session.connection().execute(_COUNT_ONE, {"key": key, "at": now})
+
+
 def allow(session: Session, key: str, limit: int, window: timedelta, now: datetime) -> bool:
     """Count one more request under `key`; False (and nothing counted) past the limit."""
     if count(session, key, window, now) >= limit:
         return False
-    session.connection().execute(_COUNT_ONE, {"key": key, "at": now})
+    note(session, key, now)
     return True
 
 

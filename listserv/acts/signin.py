@@ -28,7 +28,7 @@ from listserv.actors import Actor, Auth
 from listserv.acts.errors import Conflict, NotFound
 from listserv.context import Context
 from listserv.eligibility import InvalidAddress, normalise_address
-from listserv.models import RateEvent, SignInLink, TotpSecret, WebSession
+from listserv.models import SignInLink, TotpSecret, WebSession
 from listserv.tokens import hash_token, new_token
 
 LINK_MINUTES = 15
@@ -158,7 +158,7 @@ def totp_of(ctx: Context, key: str) -> TotpSecret | None:
 
 def _wrong(ctx: Context, actor: Actor, factor: TotpSecret) -> FactorResult:
     key = f"second-factor-wrong:{factor.address_key}"
-    ctx.session.add(RateEvent(key=key, at=ctx.now))
+    ratelimit.note(ctx.session, key, ctx.now)
     wrong = ratelimit.count(ctx.session, key, WRONG_CODE_WINDOW, ctx.now)
     audit.record_act(
         ctx.session,

@@ -21,15 +21,14 @@ So it is for a few reads whose columns are plain, not a general executor.
 open by one thread (the event loop, for the API's quick reads on SQLite),
 whose transaction is begun outside the Session, so a `Prepared` read goes
 straight to its driver connection and the Session only comes into play for
-ORM work. Checking a connection out of the pool and the Session's own
-transaction cost ~50 µs a request; this costs ~15 µs.
+ORM work. A new Session, a connection checked out of the pool and
+SQLAlchemy's transaction around it cost ~60 µs a request; this, a few.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, Executable
@@ -98,46 +97,60 @@ DRIVER = "listserv.prepared.driver"
 
 
 class HeldReader:
-    """A reader connection one thread keeps open, and a cheap session on it a request.
+    """A reader connection one thread keeps open, with one Session on it, reused a request.
+
+    `with held as session:` is one transaction: a deferred BEGIN straight on the
+    driver, ended by COMMIT (ROLLBACK on an error). `Prepared` reads use the
+    driver connection in it; ORM work makes the Session begin its own
+    transaction on the connection, which joins the driver's open one (the
+    reader's BEGIN hook in `db.make_engine` does nothing inside a transaction)
+    and is committed by the caller as usual. The Session is cleared after a
+    request that loaded objects.
 
     `engine` must be a reader (`db.reader_of`): on SQLite its BEGIN is deferred
     and takes no lock, and an idle connection holds no snapshot, so keeping it
-    open costs nothing. Only the thread that made it may use it.
+    open costs nothing. Only the thread that made it may use it, one request
+    at a time.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.conn: Connection | None = None
+        self.held: Session | None = None
+        self.driver: Any = None
 
-    def _connection(self) -> Connection:
-        conn = self.conn
-        if conn is None or conn.closed or conn.invalidated:
+    def __enter__(self) -> Session:
+        conn, session = self.conn, self.held
+        if conn is None or session is None or conn.closed or conn.invalidated:
+            self.close()
             conn = self.conn = self.engine.connect()
-        elif conn.in_transaction():  # left open by a failure that could not roll back
-            conn.rollback()
-        return conn
+            session = self.held = Session(bind=conn, expire_on_commit=False)
+            self.driver = conn.connection.driver_connection
+            session.info[DRIVER] = (self.driver, conn.dialect)
+        self.driver.execute("BEGIN")
+        return session
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A Session in one transaction on the held connection, ended when the block is."""
-        conn = self._connection()
-        transaction = conn.begin()
-        session = Session(bind=conn, expire_on_commit=False)
-        session.info[DRIVER] = (conn.connection.driver_connection, conn.dialect)
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        session, driver = self.held, self.driver
+        assert session is not None
         try:
-            yield session
-            session.close()
-            transaction.commit()
+            if kind is None:
+                if session.in_transaction():
+                    session.commit()
+                driver.commit()  # a no-op if the Session's commit ended it
+            else:
+                session.rollback()
+                driver.rollback()
         except BaseException:
-            session.close()
-            try:
-                if transaction.is_active:
-                    transaction.rollback()
-            except BaseException:
-                self.close()
+            self.close()
             raise
+        finally:
+            if session.identity_map:
+                session.expunge_all()
 
     def close(self) -> None:
-        conn, self.conn = self.conn, None
+        conn, session, self.conn, self.held = self.conn, self.held, None, None
+        if session is not None:
+            session.close()
         if conn is not None:
             conn.close()

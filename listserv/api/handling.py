@@ -12,9 +12,9 @@ words. Nothing here decides what may be done: that is the acts'.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -174,16 +174,6 @@ def _body(endpoint: Endpoint, incoming: Incoming) -> Any:
     return value
 
 
-@contextmanager
-def _session(api: Api, reading: bool, inline: bool) -> Iterator[Session]:
-    if inline and api.held is not None:
-        with api.held.session() as session:
-            yield session
-    else:
-        with (api.reader if reading else api.factory)() as session:
-            yield session
-
-
 def handle(
     api: Api, endpoint: Endpoint, incoming: Incoming, *, inline: bool = False, again: bool = True
 ) -> tuple[Reply, int | None]:
@@ -197,7 +187,10 @@ def handle(
     nothing to commit.
     """
     reading = endpoint.method == "GET"
-    with _session(api, reading, inline) as session:
+    opened: AbstractContextManager[Session] = (
+        api.held if inline and api.held is not None else (api.reader if reading else api.factory)()
+    )
+    with opened as session:
         try:
             reply, caller = _handle(api, endpoint, incoming, session)
             if caller.stale and not reading:

@@ -5,8 +5,8 @@ A request goes: read the body (at most 1 MiB) on the event loop, then run
 `handling.handle` — on the loop itself for a quick read on SQLite, in a
 worker thread otherwise — and send the reply. `PathEndpoint` reads what it
 needs straight from the ASGI scope and sends the reply as two messages,
-without Starlette's Request and Response objects (a sixth of a roster page's
-CPU went to building them); Starlette still does the routing, so a wrong
+without Starlette's Request and Response objects (building them was about a
+sixth of a roster page's time in the app); Starlette still routes, so a wrong
 method is a 405 listing the right ones and every error is a problem.
 """
 

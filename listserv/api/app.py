@@ -18,12 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qsl
 
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.routing import BaseRoute, Route, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from listserv import db
 from listserv.api import docs, openapi
@@ -145,19 +142,52 @@ def build_routes(api: Api) -> list[BaseRoute]:
     return routes
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+def _http_problem(exc: HTTPException) -> Problem:
     detail = {404: "There is no such resource in this API.", 405: "Not allowed on this path."}
-    problem = Problem(
+    return Problem(
         exc.status_code,
         detail.get(exc.status_code, str(exc.detail)),
         headers=dict(exc.headers or {}),
     )
-    return problem.response()
 
 
-async def _server_error(request: Request, exc: Exception) -> Response:
-    return Problem(500, "Something went wrong; nothing was changed.").response()
+class ApiApp:
+    """The API's ASGI app: Starlette's router, and the API's own answer to every error.
+
+    What a Starlette application would put around the router (a server-error
+    layer, an exception layer, each wrapping `send`), in one: an HTTP error
+    of the routing (404, 405) becomes a problem; anything else unexpected, a
+    500 problem if nothing was sent yet, and is raised on so the server logs
+    it.
+    """
+
+    def __init__(self, api: Api, routes: list[BaseRoute]) -> None:
+        self.api = api
+        self.router = Router(routes=routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.router(scope, receive, send)
+            return
+        scope["app"] = self  # so the router raises its 404 and 405 instead of answering them
+        started = False
+
+        async def noting_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.router(scope, receive, noting_send)
+        except HTTPException as exc:
+            if started:
+                raise
+            await _http_problem(exc).response()(scope, receive, send)
+        except Exception:
+            if not started:
+                problem = Problem(500, "Something went wrong; nothing was changed.")
+                await problem.response()(scope, receive, send)
+            raise
 
 
 class ApiMount:
@@ -186,7 +216,7 @@ def create_api(
     templates: Templates,
     *,
     on_outbox: Callable[[], None] | None = None,
-) -> Starlette:
+) -> ApiApp:
     """The API application, mounted by the web app at /api/v1."""
     limits = settings.limits
     api = Api(
@@ -203,9 +233,4 @@ def create_api(
         tokens=TokenCache(),
         inline_reads=on_sqlite(factory),
     )
-    app = Starlette(
-        routes=build_routes(api),
-        exception_handlers={HTTPException: _http_error, 500: _server_error},
-    )
-    app.state.api = api
-    return app
+    return ApiApp(api, build_routes(api))

@@ -76,8 +76,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
                 # A reader (`reader_of`) never writes: a deferred BEGIN takes no
                 # lock, so reads never queue behind writers nor writers behind them.
                 # Straight to the driver: it cannot fail on a lock, and SQLAlchemy's
-                # statement machinery was an eighth of an API read's CPU.
-                conn.connection.dbapi_connection.execute("BEGIN")
+                # statement machinery was an eighth of an API read's CPU. Inside
+                # a transaction already begun on the driver (`prepared.HeldReader`)
+                # the ORM's transaction joins it.
+                raw = conn.connection.dbapi_connection
+                if not raw.in_transaction:
+                    raw.execute("BEGIN")
                 return
             # IMMEDIATE takes the write lock up front, so two writers queue
             # instead of failing on a lock upgrade.

@@ -7,9 +7,11 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select, text, update
 
+from listserv.api import handling
 from listserv.config import Settings
 from listserv.logs import RedactSecrets, redact
 from listserv.models import ApiToken, AuditEvent, utcnow
@@ -126,3 +128,30 @@ async def test_tokens_never_reach_logs_or_audit_records(
     assert token not in caplog.text
     assert "lsv_[token]" in caplog.text
     assert redact(f"token={token}") == "token=lsv_[token]"
+
+
+async def test_routing_errors_and_failures_are_problems_with_the_security_headers(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_api(settings) as site:
+        token = site.issue(role="site-admin")
+        missing = await site.client.get(f"{BASE}/nothing-here", headers=bearer(token))
+        assert problem(missing, 404)["detail"] == "There is no such resource in this API."
+        wrong = await site.client.put(f"{BASE}/lists", headers=bearer(token))
+        assert problem(wrong, 405)["detail"] == "Not allowed on this path."
+        assert "GET" in wrong.headers["allow"]
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("the database went away")
+
+        monkeypatch.setattr(handling, "authenticate", broken)
+        transport = httpx.ASGITransport(
+            app=site.client._transport.app,  # type: ignore[attr-defined]
+            raise_app_exceptions=False,
+        )
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            failed = await client.get(f"{BASE}/lists", headers=bearer(token))
+        problem(failed, 500)
+        for answer in (missing, wrong, failed):
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            assert answer.headers["cache-control"] == "no-store"

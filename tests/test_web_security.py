@@ -13,6 +13,7 @@ from listserv.config import Settings
 from listserv.limits import client_key
 from listserv.web.security import (
     CONTENT_SECURITY_POLICY,
+    Edge,
     check_confirm_form_key,
     confirm_form_key,
     is_cross_site,
@@ -206,3 +207,46 @@ async def test_an_https_site_also_sends_strict_transport_security(tmp_path, sqli
 
 async def test_a_plain_http_site_does_not_send_strict_transport_security(site: Site) -> None:
     assert "strict-transport-security" not in (await site.client.get("/lists")).headers
+
+
+async def _seen_through_edge(
+    client: tuple[str, int], headers: list[tuple[bytes, bytes]], proxies: str = "127.0.0.1,::1"
+) -> dict[str, object]:
+    """The scope the application behind `Edge` sees, and the headers the client gets."""
+    seen: dict[str, object] = {}
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        seen.update(client=scope["client"], scheme=scope["scheme"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b""})  # type: ignore[operator]
+
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b""}
+
+    scope = {"type": "http", "method": "GET", "path": "/", "scheme": "http"}
+    scope.update(client=client, headers=headers)
+    await Edge(app, proxies=proxies)(scope, receive, send)  # type: ignore[arg-type]
+    seen["headers"] = dict(sent[0]["headers"])  # type: ignore[call-overload]
+    return seen
+
+
+async def test_a_trusted_proxy_names_the_client_and_scheme() -> None:
+    forwarded = [(b"x-forwarded-for", b"198.51.100.7, 127.0.0.1"), (b"x-forwarded-proto", b"https")]
+    seen = await _seen_through_edge(("127.0.0.1", 5000), forwarded)
+    assert seen["client"] == ("198.51.100.7", 0)
+    assert seen["scheme"] == "https"
+    assert seen["headers"][b"cache-control"] == b"no-store"  # type: ignore[index]
+
+
+async def test_anyone_else_cannot_claim_another_address() -> None:
+    forwarded = [(b"x-forwarded-for", b"198.51.100.7"), (b"x-forwarded-proto", b"https")]
+    seen = await _seen_through_edge(("203.0.113.9", 5000), forwarded)
+    assert seen["client"] == ("203.0.113.9", 5000)
+    assert seen["scheme"] == "http"
+    seen = await _seen_through_edge(("10.1.2.3", 1), forwarded, proxies="10.0.0.0/8")
+    assert seen["client"] == ("198.51.100.7", 0)

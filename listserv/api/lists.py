@@ -10,6 +10,7 @@ silently undoing someone else's change.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import Any
@@ -99,9 +100,19 @@ def list_to_read(call: Call, need: Need = Need.READ) -> MailingList:
     row = _BRIEF.first(call.ctx.session, {"name": name.strip().lower()})
     if row is None:
         raise NotFound(f"There is no list named {name} here.", field="list")
-    mlist = MailingList(id=row[0], name=row[1], display_name=row[2])
+    mlist = _brief(row[0], row[1], row[2])
     require(call.ctx.session, call.actor, mlist, need)
     return mlist
+
+
+@functools.lru_cache(maxsize=1024)
+def _brief(list_id: int, name: str, display_name: str) -> MailingList:
+    """A transient list carrying only these three values, made once for them.
+
+    Keyed by every value it holds, so a renamed list gets a new one; read-only
+    handlers share it (making an ORM object cost a roster page 2 % of its CPU).
+    """
+    return MailingList(id=list_id, name=name, display_name=display_name)
 
 
 def _count(call: Call, mlist: MailingList) -> int:

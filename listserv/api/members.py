@@ -146,19 +146,23 @@ def _stamp(value: str | datetime) -> str:
 _RECEIVING = Role.MEMBER.value
 
 
-def _row_view(row: Sequence[Any]) -> dict[str, Any]:
-    """`_view` of a roster row, written out: it runs a hundred times a page."""
-    address, name, title, role, mode, status, joined, _ = row
-    receiving = role == _RECEIVING
-    return {
-        "address": address,
-        "name": name,
-        "title": title,
-        "role": role,
-        "delivery": _WORDS[mode] if receiving else "",
-        "status": status if receiving else "",
-        "joined_at": joined.replace(" ", "T", 1) + "Z" if type(joined) is str else _stamp(joined),
-    }
+def _row_views(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """`_view` of each roster row, written out in one comprehension: a page runs it 100 times."""
+    words, receiving = _WORDS, _RECEIVING
+    return [
+        {
+            "address": address,
+            "name": name,
+            "title": title,
+            "role": role,
+            "delivery": words[mode] if role == receiving else "",
+            "status": status if role == receiving else "",
+            "joined_at": (
+                joined.replace(" ", "T", 1) + "Z" if type(joined) is str else _stamp(joined)
+            ),
+        }
+        for address, name, title, role, mode, status, joined, _ in rows
+    ]
 
 
 def _historic(event: MembershipEvent) -> dict[str, Any]:
@@ -225,7 +229,7 @@ def get_members(call: Call) -> Reply:
         params["after_key"], params["after_role"] = after
     read = _PAGE_READS["role" in params, "delivery" in params, bool(words), after is not None]
     rows = read.rows(call.ctx.session, params)
-    return Reply(pagination.page(rows, limit, lambda r: [r[7], r[3]], _row_view))
+    return Reply(pagination.page_by(rows, limit, lambda r: [r[7], r[3]], _row_views))
 
 
 def _members_at(call: Call, query: dict[str, Any], limit: int) -> Reply:

@@ -60,10 +60,20 @@ def page(
     rows: Sequence[T], limit: int, key: Callable[[T], Sequence[Any]], view: Callable[[T], Any]
 ) -> dict[str, Any]:
     """`{"items", "next_cursor"}` from up to `limit + 1` rows read in key order."""
+    return page_by(rows, limit, key, lambda shown: [view(r) for r in shown])
+
+
+def page_by(
+    rows: Sequence[T],
+    limit: int,
+    key: Callable[[T], Sequence[Any]],
+    views: Callable[[Sequence[T]], list[Any]],
+) -> dict[str, Any]:
+    """`page` with the items made all at once (`views`), for the busiest pages."""
     more = len(rows) > limit
     shown = rows[:limit]
     return {
-        "items": [view(r) for r in shown],
+        "items": views(shown),
         "next_cursor": encode(key(shown[-1])) if more and shown else None,
     }
 

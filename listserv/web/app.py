@@ -9,7 +9,8 @@ alike and which take the traffic, are served from a few-second page cache
 refused when the browser says they come from another site; the one-click
 unsubscribe POST is not, because mail providers' servers send it.
 
-Middleware, outermost first: AccessLog (redacted), SecurityHeaders, then
+Middleware, outermost first: `security.Edge` (forwarding headers from trusted
+proxies, the security headers, the redacted access log, in one pass), then
 Starlette's own (server errors, routing, HTTP errors) — so even a 500 page
 carries the security headers and gets a log line.
 """
@@ -50,7 +51,7 @@ from listserv.web.pages import (
     render,
     text_field,
 )
-from listserv.web.security import AccessLog, SecurityHeaders, is_cross_site
+from listserv.web.security import Edge, forwarded_allow_ips, is_cross_site
 from listserv.web.signin import routes as signin_routes
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -355,4 +356,5 @@ def create_app(
     app.state.viewer = viewer
     app.state.metrics = metrics.make_registry(factory)
     both = ApiMount(api, app)  # /api/v1 is the REST API (listserv/api/)
-    return AccessLog(SecurityHeaders(both, hsts=settings.web.base_url.startswith("https://")))
+    hsts = settings.web.base_url.startswith("https://")
+    return Edge(both, hsts=hsts, proxies=forwarded_allow_ips())

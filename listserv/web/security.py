@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import logging
+import os
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -42,42 +44,6 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
 )
 
 
-class SecurityHeaders:
-    """Adds the security headers to every response, error pages included.
-
-    Wraps the whole Starlette application (outside its ServerErrorMiddleware),
-    so a 500 page carries them too. Responses default to `Cache-Control:
-    no-store` (token pages must not sit in shared caches); static files say
-    how long they may be kept.
-    """
-
-    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
-        self.app = app
-        headers = list(SECURITY_HEADERS)
-        if hsts:
-            headers.append(("strict-transport-security", "max-age=31536000"))
-        self.headers = tuple(headers)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        static = scope["path"].startswith("/static/")
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in self.headers:
-                    # A response may only tighten the CSP (an attachment's sandbox).
-                    if name != "content-security-policy" or name not in headers:
-                        headers[name] = value
-                if "cache-control" not in headers:
-                    headers["cache-control"] = "public, max-age=86400" if static else "no-store"
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
 _TOKEN_PATHS = (
     re.compile(r"^(/confirm/)[^/]+"),
     re.compile(r"^(/unsubscribe/[^/]+/)[^/]+"),
@@ -92,40 +58,172 @@ def redact_path(path: str) -> str:
     return path
 
 
-class AccessLog:
-    """One INFO line per request on `listserv.web.access`, tokens redacted.
+#: Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: uvicorn's rule
+#: (`FORWARDED_ALLOW_IPS`, loopback by default; `*` for any).
+FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
 
-    uvicorn's own access log is off (it would write every confirmation and
-    unsubscribe token into the log); this one never logs a query string, a
-    client address or a token.
+
+def forwarded_allow_ips() -> str:
+    return os.environ.get("FORWARDED_ALLOW_IPS", FORWARDED_ALLOW_IPS)
+
+
+class TrustedProxies:
+    """The addresses (or networks) whose forwarding headers are believed."""
+
+    def __init__(self, allowed: str) -> None:
+        entries = [item.strip() for item in allowed.split(",") if item.strip()]
+        self.anyone = "*" in entries
+        self.literals: set[str] = set()
+        self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for entry in entries:
+            try:
+                self.networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                self.literals.add(entry)
+        self._known: dict[str, bool] = {}
+
+    def __contains__(self, host: str | None) -> bool:
+        if self.anyone:
+            return True
+        if not host:
+            return False
+        found = self._known.get(host)
+        if found is None:
+            found = self._check(host)
+            if len(self._known) < 4096:
+                self._known[host] = found
+        return found
+
+    def _check(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return host in self.literals
+        return any(address in network for network in self.networks)
+
+    def client(self, forwarded_for: str) -> tuple[str, int]:
+        """The first address in X-Forwarded-For, from the end, that is not a trusted proxy."""
+        hops = [hop.strip() for hop in forwarded_for.split(",")]
+        if not self.anyone:
+            for hop in reversed(hops):
+                host, port = _host_port(hop)
+                if host not in self:
+                    return host, port
+        return _host_port(hops[0])
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    """`host`, `v4:port` or `[v6]:port` as (host, port); anything else whole, port 0."""
+    if value.startswith("["):
+        host, bracket, rest = value[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return value, 0
+        return host, int(rest[1:]) if rest[1:].isdigit() else 0
+    if value.count(":") == 1:
+        host, _, port = value.partition(":")
+        return (host, int(port)) if port.isdigit() else (value, 0)
+    return value, 0
+
+
+class Edge:
+    """What every HTTP request passes first: forwarding headers, security headers, the log.
+
+    One pure ASGI layer doing in one pass what three did (uvicorn's
+    ProxyHeadersMiddleware, then an access log, then the security headers):
+
+    - *Proxies*: from a trusted proxy (`TrustedProxies`), `X-Forwarded-For`
+      names the client and `X-Forwarded-Proto` the scheme, as uvicorn does.
+    - *Headers*: every response, error pages included (this wraps the whole
+      application, outside Starlette's ServerErrorMiddleware), carries
+      `SECURITY_HEADERS`; a response may only tighten the CSP (an
+      attachment's sandbox). Responses default to `Cache-Control: no-store`
+      (token pages must not sit in shared caches); static files say how long
+      they may be kept.
+    - *Log*: one INFO line per request on `listserv.web.access`, its path
+      redacted. uvicorn's own access log is off (it would write every
+      confirmation and unsubscribe token into the log); this one never logs
+      a query string, a client address or a token.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, *, hsts: bool = False, proxies: str = FORWARDED_ALLOW_IPS
+    ) -> None:
         self.app = app
+        headers = list(SECURITY_HEADERS)
+        if hsts:
+            headers.append(("strict-transport-security", "max-age=31536000"))
+        self.headers = tuple(headers)
+        self.names = frozenset(name.encode("latin-1") for name, _ in headers)
+        self.names |= {b"cache-control"}
+        raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+        self.dynamic = [*raw, (b"cache-control", b"no-store")]
+        self.static = [*raw, (b"cache-control", b"public, max-age=86400")]
+        self.proxies = TrustedProxies(proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        client = scope.get("client")
+        if client and client[0] in self.proxies:
+            self._forwarded(scope)
+        static = scope["path"].startswith("/static/")
+        logged = access_log.isEnabledFor(logging.INFO)
         started = time.perf_counter()
         status = 500
 
-        async def send_and_note(message: Message) -> None:
+        async def edge_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                self._secure(message, static)
             await send(message)
 
         try:
-            await self.app(scope, receive, send_and_note)
+            await self.app(scope, receive, edge_send)
         finally:
-            access_log.info(
-                "%s %s %d %.1fms",
-                scope["method"],
-                redact_path(scope["path"]),
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
+            if logged:
+                access_log.info(
+                    "%s %s %d %.1fms",
+                    scope["method"],
+                    redact_path(scope["path"]),
+                    status,
+                    (time.perf_counter() - started) * 1000,
+                )
+
+    def _forwarded(self, scope: Scope) -> None:
+        proto: bytes | None = None
+        hops: list[bytes] = []
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-proto":
+                proto = value
+            elif name == b"x-forwarded-for":
+                hops.append(value)
+        if proto is not None:
+            scheme = proto.decode("latin-1").strip()
+            if scheme in ("http", "https"):
+                scope["scheme"] = scheme
+        if hops:
+            host, port = self.proxies.client(b", ".join(hops).decode("latin-1"))
+            if host:
+                scope["client"] = (host, port)
+
+    def _secure(self, message: Message, static: bool) -> None:
+        """The security headers into a response start (in place, as MutableHeaders would)."""
+        raw = message.setdefault("headers", [])
+        if not isinstance(raw, list):
+            raw = message["headers"] = list(raw)
+        names = self.names
+        if not any(name.lower() in names for name, _ in raw):
+            raw.extend(self.static if static else self.dynamic)
+            return
+        headers = MutableHeaders(raw=raw)
+        for name, value in self.headers:
+            # A response may only tighten the CSP (an attachment's sandbox).
+            if name != "content-security-policy" or name not in headers:
+                headers[name] = value
+        if "cache-control" not in headers:
+            headers["cache-control"] = "public, max-age=86400" if static else "no-store"
 
 
 def confirm_form_key(secret: str, token: str) -> str:

@@ -221,3 +221,13 @@ async def test_idempotent_answers_and_settled_deliveries_are_pruned(settings: Se
             f"{LIST_URL}/members", json={"address": "d@agency.gov"}, headers=headers
         )
         problem(again, 409)
+
+
+async def test_a_trailing_slash_is_a_404_problem_never_a_redirect_to_the_host_header(
+    settings: Settings,
+) -> None:
+    async with open_api(settings) as site:
+        headers = {**bearer(site.issue("owner", ("sm-cop",))), "host": "evil.example.com"}
+        answer = await site.client.get(f"{LIST_URL}/", headers=headers)
+        problem(answer, 404)
+        assert "location" not in answer.headers

@@ -163,7 +163,9 @@ class ApiApp:
 
     def __init__(self, api: Api, routes: list[BaseRoute]) -> None:
         self.api = api
-        self.router = Router(routes=routes)
+        # No slash redirects: Starlette's would build its Location from the Host
+        # header, and a client of an API is told 404 rather than sent elsewhere.
+        self.router = Router(routes=routes, redirect_slashes=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
